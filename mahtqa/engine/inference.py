@@ -1,0 +1,223 @@
+"""Inference API of the landmark engine.
+
+    predictor = LandmarkPredictor.load(Path("mahtqa/engine/bundled/mahtnet-v1.pt"), num_threads=2)
+    result = predictor.predict(pixels, spacing_mm=(0.1, 0.1))
+
+Any 2D array of any size and aspect ratio goes in; landmarks come back in the
+input's own pixel grid (x = column, y = row, corner origin) with a confidence in
+[0, 1] and an out-of-distribution score. The weights file is self-contained (the
+networks plus the manifest with calibration and reference statistics).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mahtqa.cephalometry.landmarks import LANDMARKS, N_LANDMARKS
+from mahtqa.engine.confidence import ConfidenceModel
+from mahtqa.engine.heatmaps import decode, spread
+from mahtqa.engine.model import build_model
+from mahtqa.engine.ood import OodReference, image_statistics
+from mahtqa.engine.preprocess import COARSE_SCALE, Frame, coarse_input, crop_at, preprocess
+from mahtqa.engine.types import EnginePrediction, LandmarkResult
+
+CANON_MM = 0.3  # canonical pixels are about 0.3 mm on the training radiographs
+TTA_SHIFTS = np.array([(0, 0), (-5, -5), (5, -5), (-5, 5), (5, 5)], dtype=np.float64)
+FORMAT_VERSION = 1
+
+
+class EngineError(Exception):
+    """The weights cannot be used (wrong format, missing parts)."""
+
+
+@dataclass
+class Analysis:
+    """Everything the engine computed for one image, before confidence and OOD."""
+
+    frame: Frame
+    canonical_points: np.ndarray  # (7, 2)
+    coarse_points: np.ndarray  # (7, 2) canonical
+    features: np.ndarray  # (7, len(FEATURES)) confidence features
+    embedding: np.ndarray
+    statistics: dict
+    timings_ms: dict
+
+
+class LandmarkPredictor:
+    def __init__(self, *, coarse, fine, manifest: dict, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.coarse = coarse.to(self.device).eval()
+        self.fine = fine.to(self.device).eval()
+        self.manifest = manifest
+        self.fine_crop = int(manifest.get("fine_crop", 72))
+        calib = manifest.get("confidence")
+        self.confidence_model = ConfidenceModel.from_dict(calib) if calib else None
+        ood = manifest.get("ood_reference")
+        self.ood_reference = OodReference.from_dict(ood) if ood else None
+        shape = manifest.get("shape_model")
+        self.shape_model = None
+        if shape:
+            from mahtqa.cephalometry.shape_model import ShapeModel
+
+            self.shape_model = ShapeModel.from_dict(shape)
+
+    @classmethod
+    def load(
+        cls, weights_path: Path, *, device: str = "cpu", num_threads: int | None = None
+    ) -> LandmarkPredictor:
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        try:
+            blob = torch.load(Path(weights_path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # a corrupt or foreign file
+            raise EngineError(f"{Path(weights_path).name}: not a MAHT-QA weights file ({exc.__class__.__name__})") from exc
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT_VERSION:
+            raise EngineError(f"{Path(weights_path).name}: unsupported weights format")
+        nets = []
+        for part in ("coarse", "fine"):
+            net = build_model(blob[part]["config"])
+            net.load_state_dict(blob[part]["state"])
+            nets.append(net)
+        return cls(coarse=nets[0], fine=nets[1], manifest=blob["manifest"], device=device)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", "mahtnet"))
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "0"))
+
+    @torch.no_grad()
+    def analyse_batch(self, images: list[np.ndarray]) -> list[Analysis]:
+        t0 = time.perf_counter()
+        prepared = [preprocess(np.asarray(img)) for img in images]
+        t1 = time.perf_counter()
+        x = torch.from_numpy(np.stack([coarse_input(c) for c, _ in prepared]))[:, None].to(self.device)
+        heat, emb = self.coarse(x, return_embedding=True)
+        cpts, cpeak = decode(heat.float(), radius=2)
+        coarse_pts = cpts.cpu().numpy().astype(np.float64) / COARSE_SCALE
+        t2 = time.perf_counter()
+        pass1, _, _, _ = self._fine([c for c, _ in prepared], coarse_pts, TTA_SHIFTS[:1])
+        final, tta, fpeak, fspread = self._fine([c for c, _ in prepared], pass1[:, 0], TTA_SHIFTS)
+        t3 = time.perf_counter()
+        out = []
+        for i, (canonical, frame) in enumerate(prepared):
+            point = final[i].mean(axis=0)
+            dev = np.linalg.norm(final[i] - point[None], axis=2)  # (S, 7)
+            features = np.column_stack(
+                [
+                    np.linalg.norm(point - coarse_pts[i], axis=1) * CANON_MM,
+                    np.sqrt((dev**2).mean(axis=0)) * CANON_MM,
+                    fpeak[i].mean(axis=0),
+                    cpeak[i].cpu().numpy(),
+                    fspread[i] * CANON_MM,
+                ]
+            )
+            out.append(
+                Analysis(
+                    frame=frame,
+                    canonical_points=point,
+                    coarse_points=coarse_pts[i],
+                    features=features,
+                    embedding=emb[i].float().cpu().numpy().astype(np.float64),
+                    statistics=image_statistics(canonical, frame),
+                    timings_ms={},
+                )
+            )
+        t4 = time.perf_counter()
+        per = 1000 / len(images)
+        for a in out:
+            a.timings_ms = {
+                "preprocess": (t1 - t0) * per,
+                "coarse": (t2 - t1) * per,
+                "fine": (t3 - t2) * per,
+                "statistics": (t4 - t3) * per,
+            }
+        return out
+
+    def _fine(self, canonicals: list[np.ndarray], centers: np.ndarray, shifts: np.ndarray):
+        """Fine stage on crops around ``centers`` (B, 7, 2) for each shift; canonical coords."""
+        size = self.fine_crop
+        patches, offsets = [], []
+        for b, canonical in enumerate(canonicals):
+            for s in shifts:
+                for k in range(N_LANDMARKS):
+                    patch, off = crop_at(canonical, centers[b, k] + s, size)
+                    patches.append(patch)
+                    offsets.append(off)
+        x = torch.from_numpy(np.stack(patches))[:, None].to(self.device)
+        heat = self.fine(x).float()
+        k_idx = torch.arange(N_LANDMARKS).repeat(len(canonicals) * len(shifts))
+        own = heat[torch.arange(len(patches)), k_idx][:, None]  # each crop's own landmark
+        pts, peak = decode(own, radius=3)
+        spr = spread(own, pts, radius=6)
+        shape = (len(canonicals), len(shifts), N_LANDMARKS)
+        pts = pts[:, 0].cpu().numpy().astype(np.float64) + np.stack(offsets)
+        return (
+            pts.reshape(*shape, 2),
+            None,
+            peak[:, 0].cpu().numpy().reshape(shape),
+            spr[:, 0].cpu().numpy().reshape(shape)[:, 0],
+        )
+
+    def shape_distance(self, canonical_points: np.ndarray) -> float | None:
+        if self.shape_model is None:
+            return None
+        from mahtqa.cephalometry.isbi import ISBI_SPACING_MM
+        from mahtqa.cephalometry.shape_model import points_to_mm
+
+        # the canonical frame has the training radiographs' geometry and spacing
+        return float(self.shape_model.distance(points_to_mm(canonical_points, ISBI_SPACING_MM)))
+
+    def finish(self, analysis: Analysis, spacing_mm: tuple[float, float] | None) -> EnginePrediction:
+        points = analysis.frame.to_original(analysis.canonical_points)
+        if self.confidence_model is not None:
+            conf = self.confidence_model.predict(analysis.features, np.arange(N_LANDMARKS))
+        else:
+            conf = np.full(N_LANDMARKS, np.nan)
+        ood_score, details = float("nan"), {}
+        if self.ood_reference is not None:
+            ood_score, details = self.ood_reference.score(
+                statistics=analysis.statistics,
+                embedding=analysis.embedding,
+                frame=analysis.frame,
+                spacing_mm=spacing_mm,
+                shape_distance=self.shape_distance(analysis.canonical_points),
+            )
+        landmarks = [
+            LandmarkResult(
+                abbreviation=lm.abbreviation,
+                name=lm.name,
+                x=float(points[k, 0]),
+                y=float(points[k, 1]),
+                confidence=float(np.clip(conf[k], 0.0, 1.0)) if np.isfinite(conf[k]) else 0.0,
+            )
+            for k, lm in enumerate(LANDMARKS)
+        ]
+        return EnginePrediction(
+            landmarks=landmarks,
+            ood_score=ood_score,
+            ood_details=details,
+            model_name=self.name,
+            model_version=self.version,
+            timings_ms={k: round(v, 2) for k, v in analysis.timings_ms.items()},
+        )
+
+    def predict_batch(
+        self, images: list[np.ndarray], *, spacing_mm: list[tuple[float, float] | None] | None = None
+    ) -> list[EnginePrediction]:
+        spacings = spacing_mm if spacing_mm is not None else [None] * len(images)
+        if len(spacings) != len(images):
+            raise ValueError("one spacing per image")
+        return [self.finish(a, s) for a, s in zip(self.analyse_batch(images), spacings, strict=True)]
+
+    def predict(
+        self, image: np.ndarray, *, spacing_mm: tuple[float, float] | None = None
+    ) -> EnginePrediction:
+        return self.predict_batch([image], spacing_mm=[spacing_mm])[0]

@@ -1,0 +1,161 @@
+"""Train MAHT-Net (coarse and fine stage) and write the bundled model.
+
+    python -m mahtqa.engine.train --data ../shared/data/isbi2015-subset --out var/train \
+        --stage coarse|fine|finalize|all
+
+Deterministic for a seed: fixed split, seeded augmentation, fixed step counts,
+single-threaded deterministic CPU kernels per stage process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from mahtqa.engine.data import Augmenter, Sample, all_case_ids, load_samples, make_split
+from mahtqa.engine.heatmaps import decode, gaussian_targets
+from mahtqa.engine.model import NetConfig, build_model, count_parameters
+from mahtqa.engine.preprocess import COARSE_SCALE, coarse_input, crop_at
+
+log = logging.getLogger("mahtqa.engine.train")
+
+COARSE_SIGMA = 1.5  # coarse pixels (1 mm)
+FINE_SIGMA = 2.0  # canonical pixels (0.6 mm)
+FINE_CROP = 72
+FINE_JITTER_PX = 7.0  # sd of the crop-centre offset while training the fine stage
+FINE_JITTER_MAX = 22.0
+
+
+def coarse_config(arch: str) -> NetConfig:
+    return NetConfig(arch=arch, channels=(16, 32, 64, 128, 192), transformer_ff=384)
+
+
+def fine_config(arch: str) -> NetConfig:
+    return NetConfig(arch=arch, channels=(16, 32, 64, 128), transformer_ff=256, transformer_layers=1)
+
+
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    weight = 1.0 + 20.0 * target
+    return (weight * (pred - target) ** 2).mean()
+
+
+def _cosine_lr(step: int, total: int, base: float, warmup: int = 50) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def coarse_batch(samples: list[Sample], aug: Augmenter, batch: int) -> tuple[torch.Tensor, ...]:
+    xs, ys = [], []
+    for i in aug.rng.integers(0, len(samples), size=batch):
+        image, pts = aug(samples[i].canonical, samples[i].points)
+        small = coarse_input(image)
+        xs.append(small[None])
+        ys.append(gaussian_targets(pts * COARSE_SCALE, *small.shape, COARSE_SIGMA))
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def fine_batch(samples: list[Sample], aug: Augmenter, images: int) -> tuple[torch.Tensor, ...]:
+    xs, ys = [], []
+    for i in aug.rng.integers(0, len(samples), size=images):
+        image, pts = aug(samples[i].canonical, samples[i].points)
+        for k in range(len(pts)):
+            jitter = np.clip(aug.rng.normal(0, FINE_JITTER_PX, 2), -FINE_JITTER_MAX, FINE_JITTER_MAX)
+            patch, offset = crop_at(image, pts[k] + jitter, FINE_CROP)
+            xs.append(patch[None])
+            ys.append(gaussian_targets(pts - offset, FINE_CROP, FINE_CROP, FINE_SIGMA))
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+@torch.no_grad()
+def coarse_eval(model, samples: list[Sample]) -> float:
+    """Mean radial error in canonical pixels of the coarse stage alone."""
+    model.eval()
+    errs = []
+    for s in samples:
+        x = torch.from_numpy(coarse_input(s.canonical))[None, None]
+        pts, _ = decode(model(x), radius=2)
+        errs.append(np.linalg.norm(pts[0].numpy() / COARSE_SCALE - s.points, axis=1))
+    model.train()
+    return float(np.mean(errs))
+
+
+def train_stage(
+    *, stage: str, arch: str, samples: list[Sample], val: list[Sample], steps: int, seed: int, out: Path
+) -> Path:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    config = coarse_config(arch) if stage == "coarse" else fine_config(arch)
+    model = build_model(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    aug = Augmenter(rng) if stage == "coarse" else Augmenter(rng, rotate_deg=6, scale=(0.95, 1.05))
+    log.info("%s/%s: %d parameters, %d steps", stage, arch, count_parameters(model), steps)
+    started = time.time()
+    running = None
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = _cosine_lr(step, steps, 2e-3)
+        x, y = coarse_batch(samples, aug, 4) if stage == "coarse" else fine_batch(samples, aug, 2)
+        loss = heatmap_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if (step + 1) % 100 == 0 or step + 1 == steps:
+            msg = f"{stage} step {step + 1}/{steps} loss {running:.5f} {time.time() - started:.0f}s"
+            if stage == "coarse" and val:
+                msg += f" val MRE {coarse_eval(model, val):.2f} canon px"
+            log.info(msg)
+            print(msg, flush=True)
+            path = out / f"{stage}-{arch}.pt"
+            torch.save({"config": config.as_dict(), "state": model.state_dict(), "step": step + 1}, path)
+    return out / f"{stage}-{arch}.pt"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("var/train"))
+    parser.add_argument("--stage", choices=["coarse", "fine", "finalize", "all"], default="all")
+    parser.add_argument("--arch", choices=["mahtnet", "unet"], default="mahtnet")
+    parser.add_argument("--coarse-steps", type=int, default=1000)
+    parser.add_argument("--fine-steps", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-cases", type=int, default=None, help="use only the first N cases (smoke runs)")
+    parser.add_argument("--bundle", type=Path, default=None, help="write the bundled model here")
+    parser.add_argument("--name", default="mahtnet")
+    parser.add_argument("--version", default="1.0.0")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    split = make_split(all_case_ids(args.data)[: args.max_cases])
+    (args.out / "split.json").write_text(json.dumps(split, indent=1))
+    stages = ["coarse", "fine", "finalize"] if args.stage == "all" else [args.stage]
+    train = load_samples(args.data, split["train"]) if set(stages) - {"finalize"} else []
+    val = load_samples(args.data, split["calibration"]) if "coarse" in stages else []
+    for stage in stages:
+        if stage == "finalize":
+            from mahtqa.engine.bundle import finalize
+
+            finalize(data=args.data, work=args.out, arch=args.arch, split=split, bundle=args.bundle,
+                     name=args.name, version=args.version, seed=args.seed,
+                     steps={"coarse": args.coarse_steps, "fine": args.fine_steps})
+            continue
+        steps = args.coarse_steps if stage == "coarse" else args.fine_steps
+        train_stage(stage=stage, arch=args.arch, samples=train, val=val, steps=steps,
+                    seed=args.seed + (0 if stage == "coarse" else 1), out=args.out)
+
+
+if __name__ == "__main__":
+    main()
