@@ -1,0 +1,103 @@
+"""Loader for the ISBI 2015 cephalometric subset (images plus two annotators)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mahtqa.cephalometry.landmarks import ISBI_NUMBERS
+
+ISBI_SPACING_MM: tuple[float, float] = (0.300, 0.3023)  # (row_mm, col_mm) of the 640x800 copies
+ISBI_LANDMARK_COUNT = 19
+ANNOTATORS: tuple[str, str] = ("senior", "junior")
+
+
+@dataclass(frozen=True)
+class IsbiCase:
+    """One case: image path and both annotators' seven landmarks, shape (7, 2), (x, y) px."""
+
+    case_id: str
+    image_path: Path
+    senior: np.ndarray
+    junior: np.ndarray
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean of both annotators, the usual ground truth."""
+        return (self.senior + self.junior) / 2.0
+
+
+def _normalise_case_id(case_id: str | int) -> str:
+    if isinstance(case_id, int):
+        return f"{case_id:03d}"
+    return str(case_id)
+
+
+def parse_isbi_annotation(path: Path) -> np.ndarray:
+    """All 19 ISBI points of one annotation file as a (19, 2) float array."""
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if len(lines) < ISBI_LANDMARK_COUNT:
+        raise ValueError(f"{path}: expected {ISBI_LANDMARK_COUNT} lines 'x,y', found {len(lines)}")
+    points = np.empty((ISBI_LANDMARK_COUNT, 2), dtype=float)
+    for i, line in enumerate(lines[:ISBI_LANDMARK_COUNT]):
+        parts = line.split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            points[i] = (float(parts[0]), float(parts[1]))
+        except ValueError:
+            raise ValueError(f"{path}: line {i + 1} is not 'x,y': {line[:40]!r}") from None
+        if not np.all(np.isfinite(points[i])):
+            raise ValueError(f"{path}: line {i + 1} has a non-finite coordinate")
+    return points
+
+
+def read_seven(path: Path) -> np.ndarray:
+    """The project's seven landmarks (order of ``LANDMARKS``) from one ISBI annotation file."""
+    all_points = parse_isbi_annotation(path)
+    return all_points[[n - 1 for n in ISBI_NUMBERS]].copy()
+
+
+def _annotator_dirs(root: Path) -> tuple[Path, Path]:
+    base = root / "annotations"
+    present = [base / name for name in ANNOTATORS if (base / name).is_dir()]
+    if not present:
+        raise FileNotFoundError(f"{base}: no 'senior' or 'junior' annotation folder")
+    if len(present) == 1:
+        return present[0], present[0]
+    return present[0], present[1]
+
+
+def available_case_ids(root: Path) -> list[str]:
+    """Case ids (file stems) of ``root/images/*.png``, sorted."""
+    images = Path(root) / "images"
+    if not images.is_dir():
+        raise FileNotFoundError(f"{images}: images folder not found")
+    return sorted(p.stem for p in images.glob("*.png"))
+
+
+def load_isbi_case(root: Path, case_id: str | int) -> IsbiCase:
+    """Load one case; ``FileNotFoundError`` or ``ValueError`` naming the file on problems."""
+    root = Path(root)
+    cid = _normalise_case_id(case_id)
+    image_path = root / "images" / f"{cid}.png"
+    if not image_path.is_file():
+        raise FileNotFoundError(f"{image_path}: image not found")
+    senior_dir, junior_dir = _annotator_dirs(root)
+    points = []
+    for folder in (senior_dir, junior_dir):
+        path = folder / f"{cid}.txt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: annotation not found")
+        points.append(read_seven(path))
+    return IsbiCase(case_id=cid, image_path=image_path, senior=points[0], junior=points[1])
+
+
+def load_isbi_cases(root: Path, case_ids: Iterable[str | int] | None = None) -> list[IsbiCase]:
+    """Load cases (all images found when ``case_ids`` is None), in the given order."""
+    ids = available_case_ids(root) if case_ids is None else list(case_ids)
+    return [load_isbi_case(root, cid) for cid in ids]
