@@ -1,0 +1,224 @@
+"""De-identification after DICOM PS3.15 Annex E, Basic Application Level
+Confidentiality Profile, with the Retain Patient Characteristics Option.
+
+Choices (see also docs):
+- Allowlist, not denylist. The Basic Profile lists attributes to remove; we keep
+  only an explicit list of technical attributes (image pixel, spacing, LUT,
+  exposure and equipment-type facts) and drop everything else, so an attribute
+  the profile's table does not know (a vendor text field, a planted comment, a
+  new standard attribute) cannot leak. This is stricter than the profile.
+- All private tags, curves (50xx) and overlays (60xx) go (not on the allowlist).
+- Patient characteristics are retained (sex, age, size, weight: option 113108);
+  they matter for cephalometric norms and are not identifying on their own.
+- Dates and times are removed: the Type 2 ones (study date/time, birth date) are
+  kept empty so the CR IOD stays valid; longitudinal information is REMOVED.
+- PatientID and PatientName become the keyed pseudonym of the original
+  PatientID, so one patient's studies still link under one key.
+- Every non-standard UID (instance, study, series, frame of reference) becomes
+  ``2.25.<int of HMAC-SHA256>``: deterministic per key, so references stay consistent.
+- Pixel data is kept byte for byte; burned-in text in the pixels is not removed
+  (BurnedInAnnotation is kept so a caller can refuse such images).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+
+from mahtqa.imaging import _parse
+from mahtqa.imaging.dicom import DicomHeader
+from mahtqa.imaging.errors import INVALID_DICOM, MISSING_UID, ImagingError
+
+PSEUDONYM_PREFIX = "PSN-"
+# DeidentificationMethod is LO: at most 64 characters.
+METHOD = "PS3.15 Basic Profile, Retain Patient Chars; MAHT-QA allowlist"
+_PROFILE_CODES = (
+    ("113100", "Basic Application Confidentiality Profile"),
+    ("113108", "Retain Patient Characteristics Option"),
+)
+
+# Kept as they are (UIDs among them are remapped).
+KEEP: frozenset[str] = frozenset(
+    {
+        "SpecificCharacterSet", "ImageType", "SOPClassUID", "SOPInstanceUID",
+        "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
+        "Modality", "Manufacturer", "ManufacturerModelName", "BodyPartExamined",
+        "ViewPosition", "PatientOrientation", "PatientPosition", "ImageLaterality",
+        "Laterality", "SeriesNumber", "InstanceNumber", "AcquisitionNumber",
+        "PatientSex", "PatientAge", "PatientSize", "PatientWeight",
+        "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns",
+        "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+        "PlanarConfiguration", "PixelAspectRatio", "NumberOfFrames",
+        "SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue",
+        "PixelPaddingRangeLimit", "PixelData",
+        "PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing",
+        "PixelSpacingCalibrationType", "EstimatedRadiographicMagnificationFactor",
+        "DistanceSourceToDetector", "DistanceSourceToPatient", "FieldOfViewShape",
+        "FieldOfViewDimensions", "DetectorType", "PlateType", "PhosphorType", "Grid",
+        "FocalSpots", "KVP", "ExposureTime", "XRayTubeCurrent", "Exposure",
+        "ExposureInuAs", "Sensitivity", "ExposureIndex", "TargetExposureIndex",
+        "DeviationIndex", "RescaleIntercept", "RescaleSlope", "RescaleType",
+        "WindowCenter", "WindowWidth", "VOILUTFunction", "PresentationLUTShape",
+        "PixelIntensityRelationship", "PixelIntensityRelationshipSign",
+        "LossyImageCompression", "LossyImageCompressionRatio",
+        "LossyImageCompressionMethod", "BurnedInAnnotation", "RecognizableVisualFeatures",
+        "QualityControlImage",
+    }
+)  # fmt: skip
+# Sequences kept, with only these attributes in their items.
+KEEP_SEQUENCES: dict[str, frozenset[str]] = {
+    "ModalityLUTSequence": frozenset({"LUTDescriptor", "ModalityLUTType", "LUTData"}),
+    "VOILUTSequence": frozenset({"LUTDescriptor", "LUTData"}),
+}
+# Type 2 attributes of the CR IOD: present but empty.
+EMPTY: tuple[str, ...] = (
+    "PatientBirthDate", "StudyDate", "StudyTime", "ReferringPhysicianName",
+    "StudyID", "AccessionNumber",
+)  # fmt: skip
+
+
+def _digest(key: bytes, purpose: str, value: str) -> bytes:
+    if not key:
+        raise ValueError("a non-empty de-identification key is required")
+    message = f"{purpose}\x00{value}".encode()
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def pseudonymize(value: str, *, key: bytes) -> str:
+    """Stable keyed pseudonym of an identifier: ``PSN-`` + 16 hex digits."""
+    return PSEUDONYM_PREFIX + _digest(key, "patient-id", value.strip()).hex()[:16]
+
+
+def pseudonymize_uid(uid: str, *, key: bytes) -> str:
+    """Deterministic replacement UID ``2.25.<128-bit int>`` for an instance UID."""
+    raw = bytearray(_digest(key, "uid", uid.strip().strip("\x00"))[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # UUID version 8 (custom)
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return "2.25." + str(int.from_bytes(raw, "big"))
+
+
+def patient_pseudonym(patient_id: str, study_instance_uid: str, *, key: bytes) -> str:
+    """The pseudonym of a patient; without an ID every study is its own patient."""
+    if patient_id.strip():
+        return pseudonymize(patient_id, key=key)
+    return pseudonymize("no-patient-id:" + study_instance_uid, key=key)
+
+
+def _is_standard_uid(value: str) -> bool:
+    """A UID from the standard (SOP class, transfer syntax, coding scheme...)."""
+    return UID(value).is_valid and UID(value).name != value
+
+
+def _map_uid_value(value: Any, key: bytes) -> Any:
+    if isinstance(value, MultiValue | list):
+        return [_map_uid_value(v, key) for v in value]
+    text = str(value).strip().strip("\x00")
+    if not text or _is_standard_uid(text):
+        return text
+    return pseudonymize_uid(text, key=key)
+
+
+def _copy_kept(src: Dataset, dst: Dataset, key: bytes) -> None:
+    for elem in src:
+        keyword = elem.keyword
+        if elem.tag.is_private or keyword not in KEEP:
+            continue
+        if elem.VR == "UI":
+            dst[elem.tag] = pydicom.DataElement(elem.tag, "UI", _map_uid_value(elem.value, key))
+        else:
+            dst[elem.tag] = elem
+    for keyword, allowed in KEEP_SEQUENCES.items():
+        if keyword in src:
+            items = []
+            for item in src[keyword].value:
+                clean = Dataset()
+                for elem in item:
+                    if elem.keyword in allowed:
+                        clean[elem.tag] = elem
+                items.append(clean)
+            setattr(dst, keyword, Sequence(items))
+
+
+def _profile_codes() -> Sequence:
+    items = []
+    for value, meaning in _PROFILE_CODES:
+        item = Dataset()
+        item.CodeValue = value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        items.append(item)
+    return Sequence(items)
+
+
+def _file_meta(src: Dataset, dst: Dataset) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    sop_class = dst.get("SOPClassUID") or src.file_meta.get("MediaStorageSOPClassUID")
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = dst.SOPInstanceUID
+    meta.TransferSyntaxUID = src.file_meta.TransferSyntaxUID
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "MAHTQA_DEID"
+    return meta
+
+
+def _deidentified_dataset(src: Dataset, key: bytes) -> Dataset:
+    dst = Dataset()
+    _copy_kept(src, dst, key)
+    pseudonym = patient_pseudonym(
+        _parse.text(src, "PatientID"), _parse.text(src, "StudyInstanceUID"), key=key
+    )
+    dst.PatientName = pseudonym
+    dst.PatientID = pseudonym
+    for keyword in EMPTY:
+        setattr(dst, keyword, "")
+    dst.PatientIdentityRemoved = "YES"
+    dst.DeidentificationMethod = METHOD
+    dst.DeidentificationMethodCodeSequence = _profile_codes()
+    dst.LongitudinalTemporalInformationModified = "REMOVED"
+    dst.file_meta = _file_meta(src, dst)
+    return dst
+
+
+def deidentify(data: bytes, *, key: bytes) -> bytes:
+    """A de-identified copy of a Part-10 file (see module docstring); pixels unchanged."""
+    _digest(key, "check", "")  # refuses an empty key before any work
+    src = _parse.parse(data)
+    if not _parse.text(src, "SOPInstanceUID"):
+        raise ImagingError(MISSING_UID, "SOPInstanceUID is missing or empty")
+    try:
+        dst = _deidentified_dataset(src, key)
+        ts = UID(src.file_meta.TransferSyntaxUID)
+        buffer = io.BytesIO()
+        pydicom.dcmwrite(
+            buffer,
+            dst,
+            implicit_vr=ts.is_implicit_VR,
+            little_endian=ts.is_little_endian,
+            enforce_file_format=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - any writer failure is a bad input
+        # The exception text may quote attribute values (PHI): only its type is kept.
+        raise ImagingError(
+            INVALID_DICOM, f"cannot write a de-identified copy ({type(exc).__name__})"
+        ) from None
+    return buffer.getvalue()
+
+
+def deidentified_header_dict(header: DicomHeader, *, key: bytes) -> dict[str, Any]:
+    """``header.safe_dict()`` with UIDs remapped as ``deidentify`` does, plus the pseudonym."""
+    out = header.safe_dict()
+    for field_name in ("sop_instance_uid", "study_instance_uid", "series_instance_uid"):
+        if out[field_name]:
+            out[field_name] = pseudonymize_uid(out[field_name], key=key)
+    out["patient_pseudonym"] = patient_pseudonym(
+        header.patient_id, header.study_instance_uid, key=key
+    )
+    return out
