@@ -64,8 +64,16 @@ def _errors(analyses, cases) -> np.ndarray:
 
 
 def finalize(
-    *, data: Path, work: Path, arch: str, split: dict, bundle: Path | None, name: str,
-    version: str, seed: int, steps: dict,
+    *,
+    data: Path,
+    work: Path,
+    arch: str,
+    split: dict,
+    bundle: Path | None,
+    name: str,
+    version: str,
+    seed: int,
+    steps: dict,
 ) -> dict:
     coarse, coarse_blob = _load_stage(work / f"coarse-{arch}.pt")
     fine, fine_blob = _load_stage(work / f"fine-{arch}.pt")
@@ -103,8 +111,12 @@ def finalize(
             for lm in LANDMARKS
         ],
         "coordinates": "x = column, y = row, origin at the top-left corner of the top-left pixel",
-        "input": {"canonical_size": [CANON_H, CANON_W], "coarse_scale": COARSE_SCALE,
-                  "fine_crop": FINE_CROP, "letterbox": "aspect kept, centred, zero padding"},
+        "input": {
+            "canonical_size": [CANON_H, CANON_W],
+            "coarse_scale": COARSE_SCALE,
+            "fine_crop": FINE_CROP,
+            "letterbox": "aspect kept, centred, zero padding",
+        },
         "fine_crop": FINE_CROP,
         "normalisation": {"percentiles": [NORM_LOW_PCT, NORM_HIGH_PCT], "range": [0.0, 1.0]},
         "config": {"coarse": coarse_blob["config"], "fine": fine_blob["config"]},
@@ -116,8 +128,13 @@ def finalize(
             "device": "one device (Soredex CRANEX 3+ Ceph, per the challenge); one hospital",
         },
         "split": split,
-        "training": {"seed": seed, "steps": steps, "python": sys.version.split()[0],
-                     "torch": torch.__version__, "platform": platform.platform()},
+        "training": {
+            "seed": seed,
+            "steps": steps,
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
         "confidence": conf_model.to_dict(),
         "ood_reference": ood_ref.to_dict(),
         "shape_model": shape_model.to_dict(),
@@ -125,7 +142,9 @@ def finalize(
     predictor.manifest = manifest
     predictor.confidence_model = conf_model
     predictor.ood_reference = ood_ref
-    manifest["metrics"] = {k: split_metrics(predictor, analyses[k], cases[k]) for k in ("calibration", "test")}
+    manifest["metrics"] = {
+        k: split_metrics(predictor, analyses[k], cases[k]) for k in ("calibration", "test")
+    }
     manifest["metrics"]["held_out"] = "test"
     (work / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if bundle is not None:
@@ -140,11 +159,18 @@ def split_metrics(predictor: LandmarkPredictor, analyses, cases) -> dict:
     preds = [predictor.finish(a, None) for a in analyses]
     conf = np.array([[lm.confidence for lm in p.landmarks] for p in preds])
     bad = errors.ravel() > 2.0
-    summary["confidence_auroc_2mm"] = auroc(1 - conf.ravel(), bad) if 0 < bad.sum() < bad.size else None
+    summary["confidence_auroc_2mm"] = (
+        auroc(1 - conf.ravel(), bad) if 0 < bad.sum() < bad.size else None
+    )
     feats = np.concatenate([a.features for a in analyses])
-    summary["feature_auroc_2mm"] = {
-        name: auroc(feats[:, i] * (-1 if name.endswith("peak") else 1), bad) for i, name in enumerate(FEATURES)
-    } if 0 < bad.sum() < bad.size else {}
+    summary["feature_auroc_2mm"] = (
+        {
+            name: auroc(feats[:, i] * (-1 if name.endswith("peak") else 1), bad)
+            for i, name in enumerate(FEATURES)
+        }
+        if 0 < bad.sum() < bad.size
+        else {}
+    )
     summary["reliability"] = reliability_table(conf.ravel(), errors.ravel(), bins=5)
     ood = [predictor.finish(a, ISBI_SPACING_MM).ood_score for a in analyses]
     summary["ood_score"] = {"mean": float(np.mean(ood)), "max": float(np.max(ood))}
@@ -162,6 +188,10 @@ def write_bundle(path: Path, coarse_blob: dict, fine_blob: dict, manifest: dict)
     }
     torch.save(blob, path)
     digest = sha256_of(path)
-    path.with_suffix(".json").write_text(json.dumps({**manifest, "sha256": digest}, indent=1))
+    # The JSON beside the weights is for people and the registry; the large fitted
+    # arrays (OOD reference, shape model) stay inside the weights file only.
+    summary = {k: v for k, v in manifest.items() if k not in ("ood_reference", "shape_model")}
+    summary["embedded_in_weights"] = ["ood_reference", "shape_model", "confidence"]
+    path.with_suffix(".json").write_text(json.dumps({**summary, "sha256": digest}, indent=1))
     path.with_suffix(".sha256").write_text(f"{digest}  {path.name}\n")
     return digest

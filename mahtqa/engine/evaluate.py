@@ -43,7 +43,11 @@ def select_cases(data: Path, which: str, manifest: dict) -> list[str]:
 
 
 def evaluate(
-    *, data: Path, spacing: tuple[float, float], predictor: LandmarkPredictor, case_ids: list[str],
+    *,
+    data: Path,
+    spacing: tuple[float, float],
+    predictor: LandmarkPredictor,
+    case_ids: list[str],
     batch: int = 4,
 ) -> dict:
     cases = load_isbi_cases(data, case_ids)
@@ -74,7 +78,9 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--spacing", type=parse_spacing, required=True)
     parser.add_argument("--weights", type=Path, default=BUNDLED)
@@ -84,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     predictor = LandmarkPredictor.load(args.weights, num_threads=args.threads)
     try:
         case_ids = select_cases(args.data, args.cases, predictor.manifest)
-        result = evaluate(data=args.data, spacing=args.spacing, predictor=predictor, case_ids=case_ids)
+        result = evaluate(
+            data=args.data, spacing=args.spacing, predictor=predictor, case_ids=case_ids
+        )
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(json.dumps({"error": str(exc)}), file=sys.stderr)
         return 2

@@ -16,6 +16,14 @@ def gaussian_targets(points: np.ndarray, height: int, width: int, sigma: float) 
     return out
 
 
+def as_heatmap(output: torch.Tensor, config) -> torch.Tensor:
+    """Network output -> non-negative heatmap (softmax over space for logit outputs)."""
+    if (getattr(config, "extra", None) or {}).get("output") == "logits":
+        b, k, h, w = output.shape
+        return torch.softmax(output.flatten(2).float(), dim=-1).reshape(b, k, h, w)
+    return output
+
+
 def decode(heatmaps: torch.Tensor, radius: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Peak plus weighted centroid in a (2r+1)^2 window.
 

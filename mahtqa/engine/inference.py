@@ -20,7 +20,7 @@ import torch
 
 from mahtqa.cephalometry.landmarks import LANDMARKS, N_LANDMARKS
 from mahtqa.engine.confidence import ConfidenceModel
-from mahtqa.engine.heatmaps import decode, spread
+from mahtqa.engine.heatmaps import as_heatmap, decode, spread
 from mahtqa.engine.model import build_model
 from mahtqa.engine.ood import OodReference, image_statistics
 from mahtqa.engine.preprocess import COARSE_SCALE, Frame, coarse_input, crop_at, preprocess
@@ -75,7 +75,9 @@ class LandmarkPredictor:
         try:
             blob = torch.load(Path(weights_path), map_location="cpu", weights_only=True)
         except Exception as exc:  # a corrupt or foreign file
-            raise EngineError(f"{Path(weights_path).name}: not a MAHT-QA weights file ({exc.__class__.__name__})") from exc
+            raise EngineError(
+                f"{Path(weights_path).name}: not a MAHT-QA weights file ({exc.__class__.__name__})"
+            ) from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT_VERSION:
             raise EngineError(f"{Path(weights_path).name}: unsupported weights format")
         nets = []
@@ -98,9 +100,11 @@ class LandmarkPredictor:
         t0 = time.perf_counter()
         prepared = [preprocess(np.asarray(img)) for img in images]
         t1 = time.perf_counter()
-        x = torch.from_numpy(np.stack([coarse_input(c) for c, _ in prepared]))[:, None].to(self.device)
+        x = torch.from_numpy(np.stack([coarse_input(c) for c, _ in prepared]))[:, None].to(
+            self.device
+        )
         heat, emb = self.coarse(x, return_embedding=True)
-        cpts, cpeak = decode(heat.float(), radius=2)
+        cpts, cpeak = decode(as_heatmap(heat.float(), self.coarse.config), radius=2)
         coarse_pts = cpts.cpu().numpy().astype(np.float64) / COARSE_SCALE
         t2 = time.perf_counter()
         pass1, _, _, _ = self._fine([c for c, _ in prepared], coarse_pts, TTA_SHIFTS[:1])
@@ -152,7 +156,7 @@ class LandmarkPredictor:
                     patches.append(patch)
                     offsets.append(off)
         x = torch.from_numpy(np.stack(patches))[:, None].to(self.device)
-        heat = self.fine(x).float()
+        heat = as_heatmap(self.fine(x).float(), self.fine.config)
         k_idx = torch.arange(N_LANDMARKS).repeat(len(canonicals) * len(shifts))
         own = heat[torch.arange(len(patches)), k_idx][:, None]  # each crop's own landmark
         pts, peak = decode(own, radius=3)
@@ -175,7 +179,9 @@ class LandmarkPredictor:
         # the canonical frame has the training radiographs' geometry and spacing
         return float(self.shape_model.distance(points_to_mm(canonical_points, ISBI_SPACING_MM)))
 
-    def finish(self, analysis: Analysis, spacing_mm: tuple[float, float] | None) -> EnginePrediction:
+    def finish(
+        self, analysis: Analysis, spacing_mm: tuple[float, float] | None
+    ) -> EnginePrediction:
         points = analysis.frame.to_original(analysis.canonical_points)
         if self.confidence_model is not None:
             conf = self.confidence_model.predict(analysis.features, np.arange(N_LANDMARKS))
@@ -210,12 +216,17 @@ class LandmarkPredictor:
         )
 
     def predict_batch(
-        self, images: list[np.ndarray], *, spacing_mm: list[tuple[float, float] | None] | None = None
+        self,
+        images: list[np.ndarray],
+        *,
+        spacing_mm: list[tuple[float, float] | None] | None = None,
     ) -> list[EnginePrediction]:
         spacings = spacing_mm if spacing_mm is not None else [None] * len(images)
         if len(spacings) != len(images):
             raise ValueError("one spacing per image")
-        return [self.finish(a, s) for a, s in zip(self.analyse_batch(images), spacings, strict=True)]
+        return [
+            self.finish(a, s) for a, s in zip(self.analyse_batch(images), spacings, strict=True)
+        ]
 
     def predict(
         self, image: np.ndarray, *, spacing_mm: tuple[float, float] | None = None

@@ -64,7 +64,9 @@ class AttentionGate(nn.Module):
         self.psi = nn.Conv2d(inter_ch, 1, 1, bias=True)
 
     def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        g = F.interpolate(self.w_gate(gate), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        g = F.interpolate(
+            self.w_gate(gate), size=skip.shape[-2:], mode="bilinear", align_corners=False
+        )
         attn = torch.sigmoid(self.psi(F.relu(self.w_skip(skip) + g)))
         return skip * attn
 
@@ -142,7 +144,9 @@ class HeatmapNet(nn.Module):
         for i in range(len(ch) - 1, 0, -1):
             skip_ch, deep_ch = ch[i - 1], ch[i]
             self.gates.append(
-                AttentionGate(skip_ch, deep_ch, max(8, skip_ch // 2)) if self.hybrid else nn.Identity()
+                AttentionGate(skip_ch, deep_ch, max(8, skip_ch // 2))
+                if self.hybrid
+                else nn.Identity()
             )
             self.up.append(_conv_block(skip_ch + deep_ch, skip_ch))
         self.head = nn.Conv2d(ch[0], config.out_channels, 1)

@@ -106,7 +106,10 @@ class OodReference:
         comps: dict[str, dict] = {}
 
         def put(name: str, value: float, score: float) -> None:
-            comps[name] = {"value": round(float(value), 4), "score": round(float(max(0.0, score)), 3)}
+            comps[name] = {
+                "value": round(float(value), 4),
+                "score": round(float(max(0.0, score)), 3),
+            }
 
         aspect = np.log(frame.src_h / frame.src_w)
         put("aspect_ratio", float(np.exp(aspect)), abs(aspect - self.aspect_log) / ASPECT_TOLERANCE)

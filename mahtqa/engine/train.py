@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from mahtqa.engine.data import Augmenter, Sample, all_case_ids, load_samples, make_split
-from mahtqa.engine.heatmaps import decode, gaussian_targets
+from mahtqa.engine.heatmaps import as_heatmap, decode, gaussian_targets
 from mahtqa.engine.model import NetConfig, build_model, count_parameters
 from mahtqa.engine.preprocess import COARSE_SCALE, coarse_input, crop_at
 
@@ -34,15 +34,37 @@ FINE_JITTER_PX = 7.0  # sd of the crop-centre offset while training the fine sta
 FINE_JITTER_MAX = 22.0
 
 
-def coarse_config(arch: str) -> NetConfig:
-    return NetConfig(arch=arch, channels=(16, 32, 64, 128, 192), transformer_ff=384)
+def coarse_config(arch: str, loss: str) -> NetConfig:
+    return NetConfig(
+        arch=arch,
+        channels=(16, 32, 64, 128, 192),
+        transformer_ff=384,
+        extra={"output": _output(loss)},
+    )
 
 
-def fine_config(arch: str) -> NetConfig:
-    return NetConfig(arch=arch, channels=(16, 32, 64, 128), transformer_ff=256, transformer_layers=1)
+def fine_config(arch: str, loss: str) -> NetConfig:
+    return NetConfig(
+        arch=arch,
+        channels=(16, 32, 64, 128),
+        transformer_ff=256,
+        transformer_layers=1,
+        extra={"output": _output(loss)},
+    )
 
 
-def heatmap_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _output(loss: str) -> str:
+    return "logits" if loss == "ce" else "heatmap"
+
+
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """ "mse": foreground-weighted MSE on Gaussian heatmaps; "ce": spatial softmax
+    cross-entropy against the normalised Gaussian (the output is then logits)."""
+    if kind == "ce":
+        logp = F.log_softmax(pred.flatten(2), dim=-1)
+        q = target.flatten(2)
+        q = q / q.sum(dim=-1, keepdim=True).clamp(min=1e-8)
+        return -(q * logp).sum(dim=-1).mean()
     weight = 1.0 + 20.0 * target
     return (weight * (pred - target) ** 2).mean()
 
@@ -68,7 +90,9 @@ def fine_batch(samples: list[Sample], aug: Augmenter, images: int) -> tuple[torc
     for i in aug.rng.integers(0, len(samples), size=images):
         image, pts = aug(samples[i].canonical, samples[i].points)
         for k in range(len(pts)):
-            jitter = np.clip(aug.rng.normal(0, FINE_JITTER_PX, 2), -FINE_JITTER_MAX, FINE_JITTER_MAX)
+            jitter = np.clip(
+                aug.rng.normal(0, FINE_JITTER_PX, 2), -FINE_JITTER_MAX, FINE_JITTER_MAX
+            )
             patch, offset = crop_at(image, pts[k] + jitter, FINE_CROP)
             xs.append(patch[None])
             ys.append(gaussian_targets(pts - offset, FINE_CROP, FINE_CROP, FINE_SIGMA))
@@ -82,18 +106,26 @@ def coarse_eval(model, samples: list[Sample]) -> float:
     errs = []
     for s in samples:
         x = torch.from_numpy(coarse_input(s.canonical))[None, None]
-        pts, _ = decode(model(x), radius=2)
+        pts, _ = decode(as_heatmap(model(x), model.config), radius=2)
         errs.append(np.linalg.norm(pts[0].numpy() / COARSE_SCALE - s.points, axis=1))
     model.train()
     return float(np.mean(errs))
 
 
 def train_stage(
-    *, stage: str, arch: str, samples: list[Sample], val: list[Sample], steps: int, seed: int, out: Path
+    *,
+    stage: str,
+    arch: str,
+    samples: list[Sample],
+    val: list[Sample],
+    steps: int,
+    seed: int,
+    out: Path,
+    loss: str = "mse",
 ) -> Path:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    config = coarse_config(arch) if stage == "coarse" else fine_config(arch)
+    config = coarse_config(arch, loss) if stage == "coarse" else fine_config(arch, loss)
     model = build_model(config)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     aug = Augmenter(rng) if stage == "coarse" else Augmenter(rng, rotate_deg=6, scale=(0.95, 1.05))
@@ -104,11 +136,11 @@ def train_stage(
         for group in opt.param_groups:
             group["lr"] = _cosine_lr(step, steps, 2e-3)
         x, y = coarse_batch(samples, aug, 4) if stage == "coarse" else fine_batch(samples, aug, 2)
-        loss = heatmap_loss(model(x), y)
+        value = heatmap_loss(model(x), y, loss)
         opt.zero_grad()
-        loss.backward()
+        value.backward()
         opt.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        running = value.item() if running is None else 0.98 * running + 0.02 * value.item()
         if (step + 1) % 100 == 0 or step + 1 == steps:
             msg = f"{stage} step {step + 1}/{steps} loss {running:.5f} {time.time() - started:.0f}s"
             if stage == "coarse" and val:
@@ -116,7 +148,9 @@ def train_stage(
             log.info(msg)
             print(msg, flush=True)
             path = out / f"{stage}-{arch}.pt"
-            torch.save({"config": config.as_dict(), "state": model.state_dict(), "step": step + 1}, path)
+            torch.save(
+                {"config": config.as_dict(), "state": model.state_dict(), "step": step + 1}, path
+            )
     return out / f"{stage}-{arch}.pt"
 
 
@@ -129,8 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--coarse-steps", type=int, default=1000)
     parser.add_argument("--fine-steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss", choices=["mse", "ce"], default="ce")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--max-cases", type=int, default=None, help="use only the first N cases (smoke runs)")
+    parser.add_argument(
+        "--max-cases", type=int, default=None, help="use only the first N cases (smoke runs)"
+    )
     parser.add_argument("--bundle", type=Path, default=None, help="write the bundled model here")
     parser.add_argument("--name", default="mahtnet")
     parser.add_argument("--version", default="1.0.0")
@@ -148,13 +185,29 @@ def main(argv: list[str] | None = None) -> None:
         if stage == "finalize":
             from mahtqa.engine.bundle import finalize
 
-            finalize(data=args.data, work=args.out, arch=args.arch, split=split, bundle=args.bundle,
-                     name=args.name, version=args.version, seed=args.seed,
-                     steps={"coarse": args.coarse_steps, "fine": args.fine_steps})
+            finalize(
+                data=args.data,
+                work=args.out,
+                arch=args.arch,
+                split=split,
+                bundle=args.bundle,
+                name=args.name,
+                version=args.version,
+                seed=args.seed,
+                steps={"coarse": args.coarse_steps, "fine": args.fine_steps},
+            )
             continue
         steps = args.coarse_steps if stage == "coarse" else args.fine_steps
-        train_stage(stage=stage, arch=args.arch, samples=train, val=val, steps=steps,
-                    seed=args.seed + (0 if stage == "coarse" else 1), out=args.out)
+        train_stage(
+            stage=stage,
+            arch=args.arch,
+            samples=train,
+            val=val,
+            steps=steps,
+            seed=args.seed + (0 if stage == "coarse" else 1),
+            out=args.out,
+            loss=args.loss,
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,106 @@
+"""Study intake API (thin: parse, call a service, shape the answer)."""
+
+from __future__ import annotations
+
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.clinical import selectors, services
+from apps.clinical.choices import StudyStatus
+from apps.clinical.parsers import DicomParser
+from apps.clinical.serializers import (
+    StudyCreateOutputSerializer,
+    StudyOutputSerializer,
+    study_payload,
+    study_url,
+)
+from apps.core.exceptions import ApiError, PayloadTooLarge
+
+
+class StudyPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _upload_bytes(request: Request) -> bytes:
+    from django.conf import settings
+
+    if request.content_type and request.content_type.startswith("multipart/"):
+        upload = request.data.get("file")
+        if not isinstance(upload, UploadedFile):
+            raise ApiError("missing_file", "Send the DICOM file in the multipart field 'file'.")
+        if upload.size > settings.DICOM_MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes."
+            )
+        return upload.read()
+    data = request.data
+    if not isinstance(data, bytes):
+        raise ApiError("empty_file", "The request body is empty.")
+    return data
+
+
+class StudyListCreateApi(APIView):
+    parser_classes = [DicomParser, MultiPartParser]
+
+    @extend_schema(
+        request={
+            "application/dicom": bytes,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            },
+        },
+        responses={
+            202: StudyCreateOutputSerializer,
+            200: OpenApiResponse(StudyCreateOutputSerializer, "the same instance was sent before"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        if not request.user.has_perm("accounts.submit_study"):
+            raise ApiError("permission_denied", "Only API clients may submit studies.", 403)
+        study, created = services.study_receive(user=request.user, data=_upload_bytes(request))
+        body = {"id": study.public_id, "status": study.status, "url": study_url(study, request)}
+        return Response(
+            StudyCreateOutputSerializer(body).data,
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=StudyStatus.values)],
+        responses=StudyOutputSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        visibility = selectors.study_visibility(request.user)
+        if visibility is None:
+            raise ApiError("permission_denied", "You may not list studies.", 403)
+        wanted = request.query_params.get("status")
+        if wanted and wanted not in StudyStatus.values:
+            raise ApiError(
+                "invalid_filter",
+                f"status must be one of {', '.join(StudyStatus.values)}.",
+                details={"status": wanted[:40]},
+            )
+        qs = selectors.study_list(user=request.user, status=wanted)
+        paginator = StudyPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        rows = [study_payload(s, visibility=visibility, request=request) for s in page]
+        return paginator.get_paginated_response(StudyOutputSerializer(rows, many=True).data)
+
+
+class StudyDetailApi(APIView):
+    @extend_schema(responses=StudyOutputSerializer)
+    def get(self, request: Request, public_id) -> Response:
+        visibility = selectors.study_visibility(request.user)
+        study = selectors.study_get(user=request.user, public_id=public_id) if visibility else None
+        if study is None:  # another client's study looks exactly like a missing one
+            raise ApiError("study_not_found", "No study with this id is visible to you.", 404)
+        data = study_payload(study, visibility=visibility, request=request)
+        return Response(StudyOutputSerializer(data).data)

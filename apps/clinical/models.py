@@ -1,0 +1,190 @@
+"""Studies, predictions, review tasks and the versioned routing policy."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.clinical.choices import (
+    EscalationLevel,
+    Priority,
+    ReviewOutcome,
+    ReviewPolicy,
+    SpacingSource,
+    StudyStatus,
+    TaskStatus,
+)
+
+
+class Study(models.Model):
+    """One submitted DICOM instance and the state of its processing (the job's truth)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="studies"
+    )
+    # Identifiers of the original (PHI-bearing) instance: shown to its owner and clinicians only.
+    sop_instance_uid = models.CharField(max_length=64)
+    study_instance_uid = models.CharField(max_length=64)
+    # De-identified counterparts: what engineers, logs and datasets see.
+    deid_sop_instance_uid = models.CharField(max_length=64)
+    deid_study_instance_uid = models.CharField(max_length=64)
+    patient_pseudonym = models.CharField(max_length=32, db_index=True)
+    original_file = models.CharField(max_length=255)  # name in the "phi" storage
+    deid_file = models.CharField(max_length=255)  # name in the default storage
+    file_sha256 = models.CharField(max_length=64)
+    file_size = models.PositiveBigIntegerField()
+    modality = models.CharField(max_length=16)
+    rows = models.PositiveIntegerField()
+    cols = models.PositiveIntegerField()
+    transfer_syntax_uid = models.CharField(max_length=64)
+    spacing_row_mm = models.FloatField(null=True, blank=True)
+    spacing_col_mm = models.FloatField(null=True, blank=True)
+    spacing_source = models.CharField(max_length=32, choices=SpacingSource.choices)
+    status = models.CharField(
+        max_length=16, choices=StudyStatus.choices, default=StudyStatus.QUEUED, db_index=True
+    )
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    receive_ms = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submitted_by", "sop_instance_uid"], name="study_unique_per_client"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "enqueued_at"], name="study_status_enqueued")]
+
+    def __str__(self) -> str:
+        return f"Study {self.public_id}"
+
+    @property
+    def spacing_mm(self) -> tuple[float, float] | None:
+        if self.spacing_row_mm and self.spacing_col_mm:
+            return (self.spacing_row_mm, self.spacing_col_mm)
+        return None
+
+
+class Prediction(models.Model):
+    """What one model version found on one study. Re-running replaces it (unique pair)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        "models.ModelVersion", on_delete=models.PROTECT, related_name="predictions"
+    )
+    landmarks = models.JSONField()  # [{name, abbreviation, x, y, x_mm, y_mm, confidence}]
+    measurements = models.JSONField()  # {code: {value, unit, norm_mean, norm_sd}}
+    findings = models.JSONField()  # [{code, severity, message, landmarks}]
+    ood_score = models.FloatField()
+    ood_details = models.JSONField(default=dict)
+    routing = models.JSONField(default=dict)  # destination, priority, reasons, policy version
+    timings_ms = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "model_version"], name="prediction_one_per_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Prediction {self.pk} of study {self.study_id}"
+
+
+class RoutingPolicy(models.Model):
+    """Admin thresholds, versioned: every change is a new row; the newest is in force."""
+
+    version = models.PositiveIntegerField(unique=True)
+    min_confidence = models.FloatField(default=0.5)
+    min_confidence_per_landmark = models.JSONField(default=dict, blank=True)  # {"A": 0.4}
+    max_ood_score = models.FloatField(default=1.0)
+    review_policy = models.CharField(
+        max_length=20, choices=ReviewPolicy.choices, default=ReviewPolicy.EXCEPTIONS_ONLY
+    )
+    urgent_severities = models.JSONField(default=list)  # finding severities that make a case urgent
+    plausibility = models.JSONField(default=dict, blank=True)  # PlausibilityConfig.as_dict()
+    sla_minutes = models.JSONField(default=dict)  # {"urgent": 60, "normal": 1440}
+    # e.g. ["radiologist", "senior_radiologist", "admin"]
+    escalation_chain = models.JSONField(default=list)
+    allowed_modalities = models.JSONField(default=list)  # DICOM Modality values accepted at intake
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"Routing policy v{self.version}"
+
+
+class ReviewTask(models.Model):
+    """A case waiting for (or worked by) a radiologist."""
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="review_task")
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="+")
+    priority = models.CharField(max_length=8, choices=Priority.choices, db_index=True)
+    status = models.CharField(
+        max_length=8, choices=TaskStatus.choices, default=TaskStatus.OPEN, db_index=True
+    )
+    level = models.CharField(
+        max_length=20, choices=EscalationLevel.choices, default=EscalationLevel.RADIOLOGIST
+    )
+    reasons = models.JSONField(default=list)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["level", "priority", "created_at"],
+                name="task_open_queue",
+                condition=Q(status="open"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.priority} review of study {self.study_id}"
+
+
+class Review(models.Model):
+    """A radiologist's decision on a case; the study's API result carries it."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="reviews")
+    prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    outcome = models.CharField(max_length=12, choices=ReviewOutcome.choices)
+    landmarks_before = models.JSONField()
+    landmarks_after = models.JSONField(default=list)
+    reason = models.CharField(max_length=500, blank=True)
+    time_spent_s = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} review {self.pk}"

@@ -1,0 +1,119 @@
+"""Receiving a DICOM instance: validate, de-identify, store, enqueue — or refuse whole."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage, storages
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.clinical.choices import SpacingSource
+from apps.clinical.models import Study
+from apps.clinical.services.policy import routing_policy_current
+from apps.core.exceptions import ApiError
+from mahtqa.imaging.deid import deidentify, patient_pseudonym, pseudonymize_uid
+from mahtqa.imaging.dicom import DicomLimits, decode_radiograph
+from mahtqa.imaging.errors import ImagingError
+
+logger = logging.getLogger(__name__)
+
+# imaging error code -> HTTP status (everything else is 400)
+_STATUS = {"image_too_large": 413, "unsupported_transfer_syntax": 415}
+
+
+def dicom_limits() -> DicomLimits:
+    """Size bounds from settings (decompression bombs); modalities from the admin policy."""
+    policy = routing_policy_current()
+    return DicomLimits(
+        max_rows=getattr(settings, "DICOM_MAX_ROWS", 8192),
+        max_cols=getattr(settings, "DICOM_MAX_COLS", 8192),
+        allowed_modalities=tuple(policy.allowed_modalities),
+    )
+
+
+def _pseudonym_key() -> bytes:
+    return settings.PHI_PSEUDONYM_KEY.encode()
+
+
+def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
+    """Validate one Part-10 instance and queue it. Returns (study, created).
+
+    The same SOP Instance UID from the same client returns the existing study.
+    On any refusal nothing is stored. Decoding here (not only the header) means an
+    instance the worker could not read is refused at the door.
+    """
+    started = time.perf_counter()
+    if len(data) > settings.DICOM_MAX_UPLOAD_BYTES:
+        raise ApiError(
+            "payload_too_large",
+            f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
+            413,
+        )
+    try:
+        image = decode_radiograph(data, limits=dicom_limits())
+    except ImagingError as exc:
+        raise ApiError(exc.code, exc.message, _STATUS.get(exc.code, 400)) from None
+    header = image.header
+    existing = Study.objects.filter(
+        submitted_by=user, sop_instance_uid=header.sop_instance_uid
+    ).first()
+    if existing is not None:
+        return existing, False
+    key = _pseudonym_key()
+    deid_bytes = deidentify(data, key=key)
+    name = f"{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
+    phi_storage = storages["phi"]
+    original_name = phi_storage.save(name, ContentFile(data))
+    deid_name = default_storage.save(f"deid/{name}", ContentFile(deid_bytes))
+    spacing = header.spacing_mm
+    try:
+        with transaction.atomic():
+            study = Study.objects.create(
+                submitted_by=user,
+                sop_instance_uid=header.sop_instance_uid,
+                study_instance_uid=header.study_instance_uid,
+                deid_sop_instance_uid=pseudonymize_uid(header.sop_instance_uid, key=key),
+                deid_study_instance_uid=pseudonymize_uid(header.study_instance_uid, key=key),
+                patient_pseudonym=patient_pseudonym(
+                    header.patient_id, header.study_instance_uid, key=key
+                ),
+                original_file=original_name,
+                deid_file=deid_name,
+                file_sha256=hashlib.sha256(data).hexdigest(),
+                file_size=len(data),
+                modality=header.modality,
+                rows=header.rows,
+                cols=header.cols,
+                transfer_syntax_uid=header.transfer_syntax_uid,
+                spacing_row_mm=spacing[0] if spacing else None,
+                spacing_col_mm=spacing[1] if spacing else None,
+                spacing_source=header.spacing_source or SpacingSource.UNKNOWN,
+                enqueued_at=timezone.now(),
+                receive_ms=(time.perf_counter() - started) * 1000,
+            )
+            study_enqueue_on_commit(study_id=study.pk)
+    except IntegrityError:
+        # The same instance arrived twice at once: keep the first, drop our files.
+        phi_storage.delete(original_name)
+        default_storage.delete(deid_name)
+        study = Study.objects.get(submitted_by=user, sop_instance_uid=header.sop_instance_uid)
+        return study, False
+    except Exception:
+        phi_storage.delete(original_name)
+        default_storage.delete(deid_name)
+        raise
+    logger.info("study %s received (%d bytes, %s)", study.public_id, len(data), header.modality)
+    return study, True
+
+
+def study_enqueue_on_commit(*, study_id: int) -> None:
+    """Wake a worker once the row is committed (the row, not the message, is the truth)."""
+    from apps.clinical.tasks import study_infer_task
+
+    transaction.on_commit(lambda: study_infer_task.delay(study_id))

@@ -1,0 +1,101 @@
+"""The versioned routing policy (admin thresholds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from apps.clinical.choices import EscalationLevel, ReviewPolicy
+from apps.clinical.models import RoutingPolicy
+from apps.clinical.routing import PolicyView
+from apps.core.exceptions import ApiError
+from mahtqa.cephalometry.landmarks import ABBREVIATIONS
+from mahtqa.cephalometry.plausibility import PlausibilityConfig
+
+DEFAULTS: dict[str, Any] = {
+    "min_confidence": 0.5,
+    "min_confidence_per_landmark": {},
+    "max_ood_score": 1.0,
+    "review_policy": ReviewPolicy.EXCEPTIONS_ONLY,
+    "urgent_severities": ["high"],
+    "plausibility": {},
+    "sla_minutes": {"urgent": 60, "normal": 24 * 60},
+    "escalation_chain": [
+        EscalationLevel.RADIOLOGIST,
+        EscalationLevel.SENIOR,
+        EscalationLevel.ADMIN,
+    ],
+    "allowed_modalities": ["CR", "DX"],
+}
+EDITABLE = tuple(DEFAULTS)
+
+
+def routing_policy_current() -> RoutingPolicy:
+    """The policy in force; version 1 with the defaults is created on first use."""
+    policy = RoutingPolicy.objects.order_by("-version").first()
+    if policy is not None:
+        return policy
+    try:
+        with transaction.atomic():
+            return RoutingPolicy.objects.create(version=1, note="defaults", **DEFAULTS)
+    except IntegrityError:  # created concurrently
+        return RoutingPolicy.objects.order_by("-version").first()
+
+
+def _validate(values: dict[str, Any]) -> None:
+    errors: dict[str, str] = {}
+    if not 0.0 <= float(values["min_confidence"]) <= 1.0:
+        errors["min_confidence"] = "must be between 0 and 1"
+    per = values["min_confidence_per_landmark"]
+    if not isinstance(per, dict) or any(k not in ABBREVIATIONS for k in per):
+        errors["min_confidence_per_landmark"] = f"keys must be among {', '.join(ABBREVIATIONS)}"
+    elif any(not 0.0 <= float(v) <= 1.0 for v in per.values()):
+        errors["min_confidence_per_landmark"] = "values must be between 0 and 1"
+    if float(values["max_ood_score"]) <= 0:
+        errors["max_ood_score"] = "must be positive"
+    if values["review_policy"] not in ReviewPolicy.values:
+        errors["review_policy"] = f"must be one of {ReviewPolicy.values}"
+    if not set(values["urgent_severities"]) <= {"info", "warning", "high"}:
+        errors["urgent_severities"] = "must be among info, warning, high"
+    sla = values["sla_minutes"]
+    if not isinstance(sla, dict) or set(sla) != {"urgent", "normal"} or min(sla.values()) <= 0:
+        errors["sla_minutes"] = "needs positive 'urgent' and 'normal' minutes"
+    chain = values["escalation_chain"]
+    if not chain or any(level not in EscalationLevel.values for level in chain):
+        errors["escalation_chain"] = "must be a non-empty list of levels"
+    mods = values["allowed_modalities"]
+    if not mods or any(not isinstance(m, str) or not m.isalpha() or len(m) > 16 for m in mods):
+        errors["allowed_modalities"] = "must be a non-empty list of DICOM modality codes"
+    try:
+        PlausibilityConfig.from_dict(values["plausibility"] or {})
+    except (ValueError, TypeError) as exc:
+        errors["plausibility"] = str(exc)
+    if errors:
+        raise ApiError("invalid_policy", "The routing policy is not valid.", 400, details=errors)
+
+
+def routing_policy_update(*, user, note: str = "", **changes: Any) -> RoutingPolicy:
+    """Store a new version with ``changes`` applied to the current one."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ApiError("invalid_policy", f"Unknown settings: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        current = RoutingPolicy.objects.select_for_update().order_by("-version").first()
+        current = current or routing_policy_current()
+        values = {k: getattr(current, k) for k in EDITABLE} | changes
+        _validate(values)
+        return RoutingPolicy.objects.create(
+            version=current.version + 1, created_by=user, note=note[:200], **values
+        )
+
+
+def policy_view(policy: RoutingPolicy) -> PolicyView:
+    return PolicyView(
+        version=policy.version,
+        min_confidence=policy.min_confidence,
+        min_confidence_per_landmark=dict(policy.min_confidence_per_landmark or {}),
+        max_ood_score=policy.max_ood_score,
+        review_policy=policy.review_policy,
+        urgent_severities=tuple(policy.urgent_severities),
+    )

@@ -1,0 +1,58 @@
+"""Celery tasks: thin, take ids, call one service, safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from apps.clinical import services
+
+logger = logging.getLogger(__name__)
+
+# Transient: the database or the file store blinked. Anything else is a bug or a bad
+# input and must not be retried blindly (the service marks such studies failed).
+TRANSIENT = (OperationalError, InterfaceError, OSError)
+
+
+def _on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ARG001
+    study_id = args[0] if args else kwargs.get("study_id")
+    if study_id is not None:
+        from apps.clinical.services.pipeline import _fail
+
+        if isinstance(exc, SoftTimeLimitExceeded):
+            code = "timeout"
+        elif isinstance(exc, TRANSIENT):
+            code = "transient_error"
+        else:
+            code = "internal_error"
+        try:
+            _fail(study_id, code, f"{exc.__class__.__name__} during inference.")
+        except DatabaseError:
+            logger.exception("could not mark study id=%s failed", study_id)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=getattr(settings, "MAHTQA_INFER_SOFT_LIMIT_S", 120),
+    time_limit=getattr(settings, "MAHTQA_INFER_HARD_LIMIT_S", 180),
+    on_failure=_on_failure,
+)
+def study_infer_task(self, study_id: int) -> str:  # noqa: ARG001
+    return services.study_infer(study_id=study_id)
+
+
+@shared_task(acks_late=True)
+def study_requeue_stuck_task(lease_seconds: int | None = None) -> int:
+    lease = lease_seconds or getattr(settings, "MAHTQA_STUDY_LEASE_S", 600)
+    return services.study_requeue_stuck(lease_seconds=lease)
