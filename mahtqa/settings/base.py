@@ -1,0 +1,239 @@
+"""Settings shared by every environment. Everything comes from the environment.
+
+The environment-specific modules (dev, test, prod) import this module and
+override only what differs. Read a value with ``env(...)``; never hard-code a
+secret here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from kombu import Exchange, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(environ.Env().str("MAHTQA_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "django_htmx",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.core",
+    "apps.accounts",
+    "apps.models",
+    "apps.monitoring",
+    "apps.clinical",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "mahtqa.urls"
+WSGI_APPLICATION = "mahtqa.wsgi.application"
+ASGI_APPLICATION = "mahtqa.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.core.navigation.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Files ---------------------------------------------------------------
+# Two storages, on purpose:
+#  - "default" (MEDIA_ROOT): de-identified derivatives only.
+#  - "phi": originals that carry PHI. PhiStorage.url() refuses to build a URL,
+#    and no URL pattern serves PHI_ROOT: PHI leaves it only through
+#    permission-checked views.
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.str("MAHTQA_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+PHI_ROOT = Path(env.str("MAHTQA_PHI_ROOT", default=str(VAR_DIR / "phi")))
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
+    "phi": {
+        "BACKEND": "apps.core.storage.PhiStorage",
+        "OPTIONS": {"location": PHI_ROOT},
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Upload limits. DICOM files are the big ones; the clinical intake checks
+# DICOM_MAX_UPLOAD_BYTES itself and answers 413 "payload_too_large".
+DICOM_MAX_UPLOAD_BYTES = env.int("DICOM_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+
+# --- MAHT-QA ---------------------------------------------------------------
+# Key for keyed pseudonyms (HMAC) of patient identifiers. Required in prod.
+PHI_PSEUDONYM_KEY = env.str("PHI_PSEUDONYM_KEY", default="")
+MAHTQA_MODEL_DIR = Path(env.str("MAHTQA_MODEL_DIR", default=str(VAR_DIR / "models")))
+# A study queued or processing for longer than this is re-enqueued by beat.
+MAHTQA_STUDY_LEASE_S = env.int("MAHTQA_STUDY_LEASE_S", default=600)
+MAHTQA_INFER_SOFT_LIMIT_S = env.int("MAHTQA_INFER_SOFT_LIMIT_S", default=120)
+MAHTQA_INFER_HARD_LIMIT_S = env.int("MAHTQA_INFER_HARD_LIMIT_S", default=180)
+DICOM_MAX_ROWS = env.int("DICOM_MAX_ROWS", default=8192)
+DICOM_MAX_COLS = env.int("DICOM_MAX_COLS", default=8192)
+MAHTQA_DEVICE = env.str("MAHTQA_DEVICE", default="cpu")
+MAHTQA_NUM_THREADS = env.int("MAHTQA_NUM_THREADS", default=0) or None
+
+# --- REST API ----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First class decides the WWW-Authenticate header, so 401 (not 403).
+        "apps.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "api_client": env.str("MAHTQA_API_THROTTLE", default="600/minute"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MAHT-QA API",
+    "DESCRIPTION": "Clinical QA platform for the MAHT-Net cephalometric landmark model.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery ----------------------------------------------------------------
+# The database is the source of truth for every job; the broker only carries
+# wake-ups, so no result backend. Never task_always_eager.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (
+    Queue("inference", Exchange("inference"), routing_key="inference"),
+    Queue("default", Exchange("default"), routing_key="default"),
+)
+# Routes by task-name prefix (glob). Model inference goes to "inference"
+# (GPU workers); everything else to "default".
+CELERY_TASK_ROUTES = {
+    "apps.clinical.tasks.study_infer*": {"queue": "inference", "routing_key": "inference"},
+    "apps.models.tasks.inference_*": {"queue": "inference", "routing_key": "inference"},
+    "*": {"queue": "default", "routing_key": "default"},
+}
+# Periodic work; apps add their own entries (clinical: escalation, re-enqueue).
+CELERY_BEAT_SCHEDULE = {
+    "clinical-requeue-stuck": {
+        "task": "apps.clinical.tasks.study_requeue_stuck_task",
+        "schedule": env.float("MAHTQA_REQUEUE_EVERY_SECONDS", default=60.0),
+    },
+    "monitoring-heartbeat": {
+        "task": "apps.monitoring.tasks.ping",
+        "schedule": env.float("MAHTQA_HEARTBEAT_SECONDS", default=60.0),
+        "kwargs": {"source": "beat"},
+    },
+}
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Logging ---------------------------------------------------------------
+# Never log PHI. The redaction filter is a second line of defence only.
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_phi": {"()": "apps.core.logfilters.RedactPersonNameFilter"}},
+    "formatters": {
+        "kv": {
+            "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s "
+            "pid=%(process)d msg=%(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "kv",
+            "filters": ["redact_phi"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "celery": {"level": LOG_LEVEL},
+    },
+}
