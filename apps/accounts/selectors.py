@@ -1,0 +1,27 @@
+"""Reads for accounts."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.db.models import QuerySet
+
+from apps.accounts.models import ApiToken
+from apps.accounts.services import PREFIX_LENGTH, api_key_hash
+
+
+def api_token_get_by_key(*, raw_key: str) -> ApiToken | None:
+    """The active token for ``raw_key``, or None. Constant-time hash comparison."""
+    if len(raw_key) < PREFIX_LENGTH:
+        return None
+    token = ApiToken.objects.select_related("user").filter(prefix=raw_key[:PREFIX_LENGTH]).first()
+    expected = token.key_hash if token else "0" * 64
+    matches = hmac.compare_digest(expected, api_key_hash(raw_key=raw_key))
+    if token is None or not matches or token.revoked_at is not None:
+        return None
+    return token
+
+
+def api_token_list(*, user=None) -> QuerySet[ApiToken]:
+    qs = ApiToken.objects.select_related("user")
+    return qs.filter(user=user) if user is not None else qs
