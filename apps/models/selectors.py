@@ -1,0 +1,23 @@
+"""Reads for the model registry."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from apps.models.models import ModelVersion
+
+
+def model_version_active() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def model_version_list() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("registered_by", "activated_by").all()
+
+
+def model_version_previous(*, exclude: ModelVersion | None) -> ModelVersion | None:
+    """The most recently activated version other than ``exclude``."""
+    qs = ModelVersion.objects.filter(activated_at__isnull=False)
+    if exclude is not None:
+        qs = qs.exclude(pk=exclude.pk)
+    return qs.order_by("-activated_at").first()

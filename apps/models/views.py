@@ -1,0 +1,62 @@
+"""Pages: the model registry (engineers and admins; activation by admins)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_POST
+
+from apps.core.exceptions import ApiError
+from apps.core.htmx import htmx_partial, is_htmx_partial
+from apps.core.permissions import perm_required
+from apps.models.models import ModelVersion
+from apps.models.selectors import model_version_list
+from apps.models.services import (
+    MANAGE_PERM,
+    REGISTER_PERMS,
+    model_version_activate,
+    model_version_rollback,
+)
+
+
+def _render_list(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    context = {
+        "model_versions": model_version_list(),
+        "can_manage": request.user.has_perm(MANAGE_PERM),
+    }
+    return htmx_partial(
+        request, "models/list.html", "models/partials/table.html", context, status=status
+    )
+
+
+@perm_required(REGISTER_PERMS)
+def model_version_list_view(request: HttpRequest) -> HttpResponse:
+    return _render_list(request)
+
+
+def _after_change(request: HttpRequest) -> HttpResponse:
+    if is_htmx_partial(request):
+        return _render_list(request)
+    return redirect("models:list")
+
+
+@require_POST
+@perm_required(MANAGE_PERM)
+def model_version_activate_view(request: HttpRequest, pk: int) -> HttpResponse:
+    model_version = get_object_or_404(ModelVersion, pk=pk)
+    model_version_activate(model_version=model_version, user=request.user)
+    messages.success(request, f"{model_version} is now active.")
+    return _after_change(request)
+
+
+@require_POST
+@perm_required(MANAGE_PERM)
+def model_version_rollback_view(request: HttpRequest) -> HttpResponse:
+    try:
+        model_version = model_version_rollback(user=request.user)
+    except ApiError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Rolled back to {model_version}.")
+    return _after_change(request)
