@@ -1,0 +1,79 @@
+import pytest
+from django.urls import reverse
+
+from apps.accounts.choices import Role
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_renders_and_logs_in(client, make_user):
+    user = make_user(Role.ENGINEER)
+    response = client.get(reverse("accounts:login"))
+    assert response.status_code == 200
+    assert b'name="password"' in response.content
+    response = client.post(
+        reverse("accounts:login"), {"username": user.username, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+
+
+def test_bad_login_shows_error(client, make_user):
+    user = make_user(Role.ENGINEER)
+    response = client.post(reverse("accounts:login"), {"username": user.username, "password": "x"})
+    assert response.status_code == 200
+    assert b"match" in response.content
+    assert b'role="alert"' in response.content
+
+
+def test_logout_is_post_and_ends_session(engineer_client):
+    assert engineer_client.get(reverse("home")).status_code == 200
+    response = engineer_client.post(reverse("accounts:logout"))
+    assert response.status_code == 302
+    assert engineer_client.get(reverse("home")).status_code == 302
+
+
+def test_home_requires_login(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
+
+
+@pytest.mark.parametrize(
+    ("role", "visible", "hidden"),
+    [
+        (Role.ENGINEER, ["Models"], ["Admin", "API docs"]),
+        (Role.ADMIN, ["Models", "Admin", "API docs"], []),
+        (Role.RADIOLOGIST, ["Home"], ["Models", "Admin"]),
+        (Role.SENIOR_RADIOLOGIST, ["Home"], ["Models", "Admin"]),
+    ],
+)
+def test_home_navigation_is_role_aware(client_for, role, visible, hidden):
+    response = client_for(role).get(reverse("home"))
+    assert response.status_code == 200
+    labels = [item["label"] for item in response.context["nav_items"]]
+    for label in visible:
+        assert label in labels
+    for label in hidden:
+        assert label not in labels
+    assert response.context["role"] == role
+
+
+def test_nav_skips_url_names_that_do_not_resolve(admin_client_):
+    labels = [i["label"] for i in admin_client_.get(reverse("home")).context["nav_items"]]
+    # apps.clinical is not installed: its entries must be skipped, not crash.
+    assert "Review queue" not in labels
+
+
+@pytest.mark.parametrize("url_name", ["home", "models:list"])
+def test_api_token_opens_no_html_page(token_client, url_name):
+    response = token_client.get(reverse(url_name))
+    assert response.status_code == 302
+    assert reverse("accounts:login") in response["Location"]
+
+
+def test_session_user_can_read_me_api(engineer_client):
+    response = engineer_client.get("/api/v1/me/")
+    assert response.status_code == 200
+    assert response.json()["role"] == "engineer"

@@ -1,0 +1,78 @@
+import logging
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.test import RequestFactory
+from django_htmx.middleware import HtmxMiddleware
+
+from apps.core.htmx import htmx_partial
+from apps.core.logfilters import RedactPersonNameFilter, redact_person_names
+
+
+def _request(**headers):
+    request = RequestFactory().get("/", **headers)
+    HtmxMiddleware(lambda r: None)(request)
+    return request
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, "full"),
+        ({"HTTP_HX_REQUEST": "true"}, "partial"),
+        ({"HTTP_HX_REQUEST": "true", "HTTP_HX_BOOSTED": "true"}, "full"),
+    ],
+)
+def test_htmx_partial_picks_template(headers, expected, settings, tmp_path):
+    (tmp_path / "full.html").write_text("full")
+    (tmp_path / "partial.html").write_text("partial")
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
+    response = htmx_partial(_request(**headers), "full.html", "partial.html", {})
+    assert response.content.decode() == expected
+    assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("received study for DOE^JOHN today", "received study for [REDACTED-PN] today"),
+        ("name=Smith^Anne^M^^", "name=[REDACTED-PN]"),
+        ("plain message, no names", "plain message, no names"),
+        ("    ^^^^^^^^", "    ^^^^^^^^"),
+    ],
+)
+def test_person_names_are_redacted(text, expected):
+    assert redact_person_names(text) == expected
+
+
+def test_filter_redacts_args_and_exceptions():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "patient %s", ("Doe^Jane",), None)
+    assert RedactPersonNameFilter().filter(record)
+    assert record.getMessage() == "patient [REDACTED-PN]"
+    try:
+        raise ValueError("bad name Roe^Richard")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    RedactPersonNameFilter().filter(record)
+    assert "Roe^Richard" not in record.exc_text
+    assert "[REDACTED-PN]" in record.exc_text
+
+
+def test_configured_logging_uses_the_filter(caplog):
+    handler = next(h for h in logging.getLogger().handlers if h.filters)
+    assert any(isinstance(f, RedactPersonNameFilter) for f in handler.filters)
+
+
+def test_phi_storage_has_no_url(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "phi": {"BACKEND": "apps.core.storage.PhiStorage", "OPTIONS": {"location": tmp_path}},
+    }
+    phi = storages.create_storage(settings.STORAGES["phi"])
+    name = phi.save("a.dcm", ContentFile(b"x"))
+    assert (tmp_path / name).is_file()
+    with pytest.raises(NotImplementedError):
+        phi.url(name)
