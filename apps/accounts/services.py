@@ -82,16 +82,19 @@ DEMO_USERS: list[tuple[str, str]] = [
 
 
 @transaction.atomic
-def demo_users_seed(*, password: str | None = None) -> list[tuple[str, str, str | None]]:
+def demo_users_seed(
+    *, password: str | None = None, reset: bool = False
+) -> list[tuple[str, str, str | None]]:
     """One user per role; returns ``(username, role, password_or_None)``.
 
-    Idempotent: an existing user keeps its password unless ``password`` is given.
+    Idempotent: an existing user keeps its password unless ``password`` is
+    given or ``reset`` asks for a new random one.
     """
     result = []
     for username, role in DEMO_USERS:
         user, created = User.objects.get_or_create(username=username)
         shown: str | None = None
-        if created or password:
+        if created or password or reset:
             shown = password or secrets.token_urlsafe(9)
             user.set_password(shown)
         if role == Role.ADMIN:

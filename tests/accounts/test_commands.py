@@ -66,3 +66,16 @@ def test_seed_demo_users_random_passwords(monkeypatch, client):
     line = next(ln for ln in output.splitlines() if "login radiologist" in ln)
     password = line.split("password", 1)[1].strip()
     assert client.login(username="radiologist", password=password)
+
+
+def test_seed_demo_users_reset_gives_working_logins_and_new_token(monkeypatch, client):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    _run("seed_demo_users")
+    output = _run("seed_demo_users", "--reset")
+    line = next(ln for ln in output.splitlines() if "login senior" in ln)
+    assert client.login(username="senior", password=line.split("password", 1)[1].strip())
+    key = next(ln for ln in output.splitlines() if "token" in ln).split("token", 1)[1].strip()
+    assert ApiToken.objects.filter(user__username="demo-pacs", revoked_at=None).count() == 1
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/me/").status_code == 200

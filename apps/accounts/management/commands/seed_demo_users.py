@@ -3,7 +3,7 @@ import os
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import ApiToken, User
-from apps.accounts.services import api_client_create, demo_users_seed
+from apps.accounts.services import api_client_create, api_token_revoke, demo_users_seed
 
 DEMO_API_CLIENT = "demo-pacs"
 
@@ -14,14 +14,24 @@ class Command(BaseCommand):
         "random and printed, or all equal to $DEMO_PASSWORD when set."
     )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Give existing demo users new passwords and the demo client a new token "
+            "(what `make demo` does, so the printed logins always work).",
+        )
+
+    def handle(self, *args, reset: bool = False, **options):
         password = os.environ.get("DEMO_PASSWORD") or None
-        for username, role, shown in demo_users_seed(password=password):
+        for username, role, shown in demo_users_seed(password=password, reset=reset):
             pw = shown if shown else "(unchanged)"
             self.stdout.write(f"  {role:<20} login {username:<12} password {pw}")
         client = User.objects.filter(username=DEMO_API_CLIENT).first()
-        has_token = client and ApiToken.objects.filter(user=client, revoked_at=None).exists()
-        if has_token:
+        if client and reset:
+            for token in ApiToken.objects.filter(user=client, revoked_at=None):
+                api_token_revoke(token=token)
+        if client and ApiToken.objects.filter(user=client, revoked_at=None).exists():
             self.stdout.write(f"  {'api_client':<20} {DEMO_API_CLIENT} (token already issued)")
         else:
             _, token, raw_key = api_client_create(name=DEMO_API_CLIENT)
