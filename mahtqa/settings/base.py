@@ -137,6 +137,14 @@ DICOM_MAX_ROWS = env.int("DICOM_MAX_ROWS", default=8192)
 DICOM_MAX_COLS = env.int("DICOM_MAX_COLS", default=8192)
 MAHTQA_DEVICE = env.str("MAHTQA_DEVICE", default="cpu")
 MAHTQA_NUM_THREADS = env.int("MAHTQA_NUM_THREADS", default=0) or None
+# Review: a claim with no activity for this long returns to the queue (beat).
+MAHTQA_CLAIM_IDLE_MINUTES = env.int("MAHTQA_CLAIM_IDLE_MINUTES", default=30)
+# Absolute links in escalation emails/webhooks; empty = relative paths.
+MAHTQA_BASE_URL = env.str("MAHTQA_BASE_URL", default="")
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="maht-qa@localhost")
 
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -155,6 +163,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.throttling.ApiTokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "api_client": env.str("MAHTQA_API_THROTTLE", default="600/minute"),
     },
@@ -201,6 +210,14 @@ CELERY_BEAT_SCHEDULE = {
     "clinical-requeue-stuck": {
         "task": "apps.clinical.tasks.study_requeue_stuck_task",
         "schedule": env.float("MAHTQA_REQUEUE_EVERY_SECONDS", default=60.0),
+    },
+    "clinical-escalate-overdue": {
+        "task": "apps.clinical.tasks.review_task_escalate_overdue_task",
+        "schedule": env.float("MAHTQA_ESCALATE_EVERY_SECONDS", default=60.0),
+    },
+    "clinical-release-idle-claims": {
+        "task": "apps.clinical.tasks.review_task_release_idle_task",
+        "schedule": env.float("MAHTQA_RELEASE_IDLE_EVERY_SECONDS", default=60.0),
     },
     "monitoring-heartbeat": {
         "task": "apps.monitoring.tasks.ping",

@@ -70,3 +70,18 @@ def test_inactive_user_token_is_401(api_token, api_client_user):
     api_client_user.is_active = False
     api_client_user.save()
     assert _get(f"Token {api_token}").status_code == 401
+
+
+def test_api_tokens_are_rate_limited(token_client, monkeypatch):
+    from django.core.cache import cache
+
+    from apps.accounts.throttling import ApiTokenRateThrottle
+
+    cache.clear()
+    monkeypatch.setitem(ApiTokenRateThrottle.THROTTLE_RATES, "api_client", "2/minute")
+    assert token_client.get(ME).status_code == 200
+    assert token_client.get(ME).status_code == 200
+    response = token_client.get(ME)
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    cache.clear()
