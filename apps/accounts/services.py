@@ -56,6 +56,9 @@ def user_role_set(*, user: User, role: str) -> User:
     """Put ``user`` in the group of ``role`` (other roles are kept)."""
     group = Group.objects.get(name=Role(role).value)
     user.groups.add(group)
+    if role == Role.ADMIN and not user.is_staff:
+        user.is_staff = True  # admins manage users in /admin/
+        user.save(update_fields=["is_staff"])
     if hasattr(user, "_role_cache"):
         del user._role_cache
     return user

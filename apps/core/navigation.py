@@ -19,13 +19,14 @@ NAV_ITEMS: list[tuple[str, str, Perm]] = [
     ("Home", "home", None),
     ("Review queue", "clinical:review_queue", "accounts.review_study"),
     ("Escalations", "clinical:escalations", "accounts.work_escalations"),
+    ("My cases", "clinical:my_cases", "accounts.review_study"),
     ("Studies", "clinical:study_list", ("accounts.view_phi", "accounts.view_deidentified")),
     ("Issues", "issues:list", ("accounts.report_issue", "accounts.triage_issue")),
     ("Datasets", "datasets:list", "accounts.register_model"),
     ("Models", "models:list", ("accounts.register_model", "accounts.manage_models")),
-    ("Thresholds", "monitoring:thresholds", "accounts.manage_thresholds"),
-    ("Audit log", "monitoring:audit", "accounts.view_audit"),
-    ("API docs", "api-docs", "accounts.submit_study"),
+    ("Thresholds", "clinical:thresholds", "accounts.manage_thresholds"),
+    ("Audit log", "clinical:audit", "accounts.view_audit"),
+    ("API docs", "api-docs", ("accounts.submit_study", "accounts.register_model")),
     ("Admin", "admin:index", "accounts.manage_users"),
 ]
 

@@ -43,9 +43,9 @@ def test_home_requires_login(client):
 @pytest.mark.parametrize(
     ("role", "visible", "hidden"),
     [
-        (Role.ENGINEER, ["Models"], ["Admin", "API docs"]),
+        (Role.ENGINEER, ["Models", "API docs"], ["Admin"]),
         (Role.ADMIN, ["Models", "Admin", "API docs"], []),
-        (Role.RADIOLOGIST, ["Home"], ["Models", "Admin"]),
+        (Role.RADIOLOGIST, ["Home"], ["Models", "Admin", "API docs"]),
         (Role.SENIOR_RADIOLOGIST, ["Home"], ["Models", "Admin"]),
     ],
 )

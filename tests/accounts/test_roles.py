@@ -50,3 +50,15 @@ def test_role_is_highest_and_has_role(make_user):
 def test_no_role_and_superuser(make_user):
     assert make_user(None).role is None
     assert make_user(None, is_superuser=True).role == Role.ADMIN
+
+
+def test_admin_role_opens_the_django_admin(make_user, client):
+    from apps.accounts.services import user_role_set
+    from tests.factories import PASSWORD
+
+    user = make_user(None)
+    assert not user.is_staff
+    user_role_set(user=user, role=Role.ADMIN)
+    assert client.login(username=user.username, password=PASSWORD)
+    assert client.get("/admin/").status_code == 200
+    assert make_user(Role.ENGINEER).is_staff is False

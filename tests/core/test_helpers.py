@@ -76,3 +76,13 @@ def test_phi_storage_has_no_url(settings, tmp_path):
     assert (tmp_path / name).is_file()
     with pytest.raises(NotImplementedError):
         phi.url(name)
+
+
+@pytest.mark.django_db
+def test_html_error_pages_use_the_site_layout(radiologist_client):
+    forbidden = radiologist_client.get("/models/")
+    assert forbidden.status_code == 403
+    assert b"Not allowed" in forbidden.content
+    missing = radiologist_client.get("/no-such-page/")
+    assert missing.status_code == 404
+    assert b"There is nothing at this address" in missing.content
