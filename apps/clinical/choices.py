@@ -47,3 +47,23 @@ class ReviewPolicy(models.TextChoices):
 class Destination(models.TextChoices):
     RELEASED = "released", "Released"
     REVIEW = "review", "Review"
+
+
+class CaseEventKind(models.TextChoices):
+    ROUTED = "routed", "Routed to review"
+    CLAIMED = "claimed", "Claimed"
+    RELEASED = "released", "Returned to the queue"
+    CLAIM_EXPIRED = "claim_expired", "Idle claim returned to the queue"
+    ESCALATED = "escalated", "Escalated"
+    OVERDUE = "overdue", "Overdue: escalated automatically"
+    NOTIFIED = "notified", "Notified"
+    DECIDED = "decided", "Decided"
+
+
+class AuditAction(models.TextChoices):
+    CASE_OPEN_PHI = "case_open_phi", "Opened a case with PHI"
+    CASE_OPEN_DEID = "case_open_deid", "Opened a case de-identified"
+    CASE_CLAIM = "case_claim", "Claimed a case"
+    CASE_DECIDE = "case_decide", "Decided a case"
+    CASE_ESCALATE = "case_escalate", "Escalated a case"
+    THRESHOLDS_CHANGE = "thresholds_change", "Changed thresholds"

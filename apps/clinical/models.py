@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 
 from apps.clinical.choices import (
+    AuditAction,
+    CaseEventKind,
     EscalationLevel,
     Priority,
     ReviewOutcome,
@@ -120,6 +122,9 @@ class RoutingPolicy(models.Model):
     # e.g. ["radiologist", "senior_radiologist", "admin"]
     escalation_chain = models.JSONField(default=list)
     allowed_modalities = models.JSONField(default=list)  # DICOM Modality values accepted at intake
+    # {"emails": {level: [address]}, "webhook_url": str}; null = inherited from the last
+    # version that set it (versions written by routing_policy_update alone leave it null).
+    notifications = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -150,7 +155,10 @@ class ReviewTask(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
+    touched_at = models.DateTimeField(null=True, blank=True)  # claimant's last activity
     due_at = models.DateTimeField()
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -161,7 +169,19 @@ class ReviewTask(models.Model):
                 fields=["level", "priority", "created_at"],
                 name="task_open_queue",
                 condition=Q(status="open"),
-            )
+            ),
+            # "Next case": urgent first, then oldest, in one index scan.
+            models.Index(
+                fields=["level", "-priority", "created_at", "id"],
+                name="task_next_case",
+                condition=Q(status="open"),
+            ),
+            models.Index(
+                fields=["claimed_by", "status"],
+                name="task_claimed_by",
+                condition=Q(status="claimed"),
+            ),
+            models.Index(fields=["status", "due_at"], name="task_status_due"),
         ]
 
     def __str__(self) -> str:
@@ -188,3 +208,62 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} review {self.pk}"
+
+
+class CaseEvent(models.Model):
+    """One step in a case's timeline (claims, escalations, notifications, the decision)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=CaseEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    level = models.CharField(max_length=20, blank=True)  # level after the step
+    message = models.CharField(max_length=500, blank=True)  # never PHI
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on study {self.study_id}"
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The audit trail is append-only.")
+
+    def delete(self):
+        raise PermissionError("The audit trail is append-only.")
+
+
+class AuditEvent(models.Model):
+    """Append-only audit trail: who, when, what, from where. PostgreSQL also refuses
+    UPDATE and DELETE on the table with a trigger (migration 0003)."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150)
+    action = models.CharField(max_length=24, choices=AuditAction.choices, db_index=True)
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict)  # never PHI
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_username} {self.action} {self.target_type}:{self.target_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("The audit trail is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit trail is append-only.")

@@ -56,3 +56,24 @@ def study_infer_task(self, study_id: int) -> str:  # noqa: ARG001
 def study_requeue_stuck_task(lease_seconds: int | None = None) -> int:
     lease = lease_seconds or getattr(settings, "MAHTQA_STUDY_LEASE_S", 600)
     return services.study_requeue_stuck(lease_seconds=lease)
+
+
+@shared_task(acks_late=True)
+def review_task_escalate_overdue_task() -> int:
+    from apps.clinical.services.escalation import review_task_escalate_overdue
+
+    return review_task_escalate_overdue()
+
+
+@shared_task(acks_late=True)
+def review_task_release_idle_task() -> int:
+    from apps.clinical.services.review import review_task_release_idle
+
+    return review_task_release_idle()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=5)
+def review_task_notify_task(task_id: int) -> int:
+    from apps.clinical.services.escalation import review_task_notify
+
+    return review_task_notify(task_id=task_id)

@@ -1,0 +1,182 @@
+"""Escalation up the chain radiologist -> senior radiologist -> admin, with notifications.
+
+Overdue tasks (past their SLA) move up automatically (beat); a reviewer can escalate by
+hand with a reason. The next level is told by email (Django's backend) and, when the
+policy names one, a webhook. Messages carry the study's public id and a link, never PHI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.clinical.choices import AuditAction, CaseEventKind, EscalationLevel, TaskStatus
+from apps.clinical.models import CaseEvent, ReviewTask, RoutingPolicy, Study
+from apps.clinical.services.audit import audit_record
+from apps.clinical.services.policy import routing_policy_current
+from apps.core.exceptions import ApiError
+
+logger = logging.getLogger(__name__)
+ORDER = [EscalationLevel.RADIOLOGIST, EscalationLevel.SENIOR, EscalationLevel.ADMIN]
+
+
+def notifications_current() -> dict:
+    """Notification targets of the newest policy version that set them."""
+    row = (
+        RoutingPolicy.objects.filter(notifications__isnull=False)
+        .order_by("-version")
+        .values_list("notifications", flat=True)
+        .first()
+    )
+    return row or {"emails": {}, "webhook_url": ""}
+
+
+def level_next(*, level: str, chain: list[str]) -> str | None:
+    """The level above ``level`` in the admin's chain (None at the top)."""
+    if level in chain:
+        i = chain.index(level)
+        return chain[i + 1] if i + 1 < len(chain) else None
+    rank = ORDER.index(level) if level in ORDER else -1
+    above = [lv for lv in chain if lv in ORDER and ORDER.index(lv) > rank]
+    return above[0] if above else None
+
+
+def _move_up(task: ReviewTask, *, to_level: str, sla: dict, now) -> None:
+    task.level = to_level
+    task.status = TaskStatus.OPEN
+    task.claimed_by = None
+    task.claimed_at = task.touched_at = None
+    task.escalated_at = now
+    task.due_at = now + timedelta(minutes=int(sla.get(task.priority, 24 * 60)))
+
+
+def review_task_escalate(*, user, study: Study, reason: str, ip: str | None = None) -> ReviewTask:
+    """Manual escalation with a reason, by the reviewer holding the case (or a senior)."""
+    reason = (reason or "").strip()[:500]
+    if not reason:
+        raise ApiError("reason_required", "Say why you escalate.", details={"reason": "required"})
+    policy = routing_policy_current()
+    now = timezone.now()
+    with transaction.atomic():
+        task = ReviewTask.objects.select_for_update().filter(study=study).first()
+        if task is None or task.status == TaskStatus.DONE:
+            raise ApiError("not_open", "This case is already decided.", 409)
+        if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
+            raise ApiError("not_claimed", "Claim the case before escalating it.", 409)
+        to_level = level_next(level=task.level, chain=list(policy.escalation_chain))
+        if to_level is None:
+            raise ApiError("top_of_chain", "This case is already at the top of the chain.", 409)
+        from_level = task.level
+        _move_up(task, to_level=to_level, sla=policy.sla_minutes, now=now)
+        task.escalation_reason = reason
+        task.save()
+        CaseEvent.objects.create(
+            study=study, kind=CaseEventKind.ESCALATED, actor=user, level=to_level,
+            message=f"{from_level} -> {to_level}: {reason}",
+        )  # fmt: skip
+        transaction.on_commit(lambda: _notify_async(task.pk))
+    audit_record(
+        actor=user,
+        action=AuditAction.CASE_ESCALATE,
+        target_type="study",
+        target_id=str(study.public_id),
+        ip=ip,
+        details={"from": from_level, "to": to_level},
+    )
+    return task
+
+
+def review_task_escalate_overdue(*, now=None) -> int:
+    """Move every task past its SLA one level up the chain (beat). Safe to run twice:
+    an escalated task gets a new due time, so it is not moved again until that passes."""
+    policy = routing_policy_current()
+    chain = list(policy.escalation_chain)
+    now = now or timezone.now()
+    moved = []
+    with transaction.atomic():
+        overdue = list(
+            ReviewTask.objects.select_for_update(skip_locked=True)
+            .filter(status__in=(TaskStatus.OPEN, TaskStatus.CLAIMED), due_at__lt=now)
+            .order_by("due_at")[:500]
+        )
+        for task in overdue:
+            to_level = level_next(level=task.level, chain=chain)
+            if to_level is None:
+                continue  # at the top: stays overdue and visible as such
+            from_level = task.level
+            _move_up(task, to_level=to_level, sla=policy.sla_minutes, now=now)
+            task.save()
+            CaseEvent.objects.create(
+                study_id=task.study_id, kind=CaseEventKind.OVERDUE, level=to_level,
+                message=f"Past its SLA: {from_level} -> {to_level}",
+            )  # fmt: skip
+            moved.append(task.pk)
+        for pk in moved:
+            transaction.on_commit(lambda pk=pk: _notify_async(pk))
+    if moved:
+        logger.warning("escalated %d overdue review tasks", len(moved))
+    return len(moved)
+
+
+def _notify_async(task_id: int) -> None:
+    from apps.clinical.tasks import review_task_notify_task
+
+    review_task_notify_task.delay(task_id)
+
+
+def review_task_notify(*, task_id: int) -> int:
+    """Tell the task's current level: email to its users and the configured addresses,
+    and the webhook if set. Returns the number of email recipients."""
+    task = ReviewTask.objects.select_related("study").filter(pk=task_id).first()
+    if task is None or task.status == TaskStatus.DONE:
+        return 0
+    targets = notifications_current()
+    users = (
+        get_user_model().objects.filter(is_active=True, groups__name=task.level).exclude(email="")
+    )
+    recipients = sorted(
+        {u.email for u in users} | set(targets.get("emails", {}).get(task.level, []))
+    )
+    path = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
+    base = getattr(settings, "MAHTQA_BASE_URL", "").rstrip("/")
+    subject = f"[MAHT-QA] {task.priority} case escalated to {task.level}"
+    body = (
+        f"A {task.priority} review case was escalated to {task.level}.\n"
+        f"Study: {task.study.public_id}\nDue: {task.due_at:%Y-%m-%d %H:%M %Z}\n"
+        f"Open: {base}{path}\n"
+    )
+    if recipients:
+        send_mail(subject, body, None, recipients, fail_silently=False)
+    webhook = targets.get("webhook_url") or ""
+    if webhook.startswith(("http://", "https://")):
+        payload = json.dumps(
+            {
+                "event": "review_task_escalated",
+                "study": str(task.study.public_id),
+                "level": task.level,
+                "priority": task.priority,
+                "due_at": task.due_at.isoformat(),
+                "url": f"{base}{path}",
+            }
+        ).encode()
+        req = urllib.request.Request(  # noqa: S310 (scheme checked above)
+            webhook, data=payload, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            urllib.request.urlopen(req, timeout=5).close()  # noqa: S310
+        except OSError:
+            logger.warning("escalation webhook failed for task id=%s", task_id)
+    CaseEvent.objects.create(
+        study_id=task.study_id, kind=CaseEventKind.NOTIFIED, level=task.level,
+        message=f"{len(recipients)} email recipient(s)" + (", webhook" if webhook else ""),
+    )  # fmt: skip
+    return len(recipients)
