@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("apps.accounts.urls")),
     path("models/", include("apps.models.urls")),
+    path("clinical/", include("apps.clinical.urls")),
     path("", include("apps.monitoring.urls")),
     path("api/v1/", include("apps.accounts.api_urls")),
     path("api/v1/", include("apps.clinical.api_urls")),

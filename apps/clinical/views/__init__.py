@@ -1,0 +1,1 @@
+"""Clinical pages (thin: parse, call a service or selector, render)."""

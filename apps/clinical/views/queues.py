@@ -1,0 +1,109 @@
+"""Review queues: radiologists' queue, escalated queue, my claimed cases; next case."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.clinical.models import ReviewTask
+from apps.clinical.review_selectors import (
+    AGES,
+    QueueFilters,
+    review_queue_counts,
+    review_queue_list,
+)
+from apps.clinical.services.review import review_task_claim_next
+from apps.clinical.views.common import client_ip, error_response
+from apps.core.exceptions import ApiError
+from apps.core.htmx import htmx_partial
+from apps.core.permissions import perm_required
+from apps.models.models import ModelVersion
+
+PAGE_SIZE = 50
+TITLES = {
+    "queue": "Review queue",
+    "escalated": "Escalated cases",
+    "mine": "My claimed cases",
+}
+FINDING_CODES = (
+    "low_confidence", "out_of_distribution", "spacing_unknown", "review_all",
+    "n_anterior_to_s", "a_above_b", "b_above_pog", "me_lowest", "gn_between",
+    "sna_range", "snb_range", "anb_range", "sn_range", "n_me_range", "y_axis_range", "shape",
+)  # fmt: skip
+
+
+def _queue(request: HttpRequest, scope: str) -> HttpResponse:
+    filters = QueueFilters.from_params(request.GET)
+    qs = review_queue_list(user=request.user, scope=scope, filters=filters)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "scope": scope,
+        "title": TITLES[scope],
+        "page": page,
+        "tasks": list(page.object_list),
+        "filters": filters,
+        "ages": list(AGES),
+        "finding_codes": FINDING_CODES,
+        "model_versions": ModelVersion.objects.only("id", "name", "version").order_by("-id")[:50],
+        "counts": review_queue_counts(user=request.user),
+        "now": timezone.now(),
+        "querystring": request.GET.urlencode(),
+    }
+    return htmx_partial(
+        request, "clinical/queue.html", "clinical/partials/queue_table.html", context
+    )
+
+
+@require_GET
+@perm_required("accounts.review_study")
+def review_queue(request: HttpRequest) -> HttpResponse:
+    return _queue(request, "queue")
+
+
+@require_GET
+@perm_required("accounts.work_escalations")
+def escalations(request: HttpRequest) -> HttpResponse:
+    return _queue(request, "escalated")
+
+
+@require_GET
+@perm_required("accounts.review_study")
+def my_cases(request: HttpRequest) -> HttpResponse:
+    return _queue(request, "mine")
+
+
+@require_GET
+@perm_required("accounts.review_study")
+def queue_counts(request: HttpRequest) -> HttpResponse:
+    """The badge numbers, polled by htmx every few seconds."""
+    counts = review_queue_counts(user=request.user)
+    return render(request, "clinical/partials/queue_counts.html", {"counts": counts})
+
+
+@require_POST
+@perm_required("accounts.review_study")
+def next_case(request: HttpRequest) -> HttpResponse:
+    escalated = request.POST.get("escalated") == "1"
+    back = reverse("clinical:escalations" if escalated else "clinical:review_queue")
+    try:
+        task = review_task_claim_next(user=request.user, escalated=escalated, ip=client_ip(request))
+    except ApiError as exc:
+        return error_response(request, exc, back=back)
+    if task is None:
+        messages.info(request, "The queue is empty.")
+        return redirect(back)
+    url = reverse("clinical:review", kwargs={"public_id": _public_id(task)})
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def _public_id(task: ReviewTask):
+    return task.study.public_id

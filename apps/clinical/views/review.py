@@ -1,0 +1,230 @@
+"""The review screen: radiograph, landmark overlay, live recomputation, decisions."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.utils import timezone
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.clinical.choices import AuditAction, TaskStatus
+from apps.clinical.models import ReviewTask, Study
+from apps.clinical.review_selectors import case_timeline
+from apps.clinical.selectors import (
+    study_get,
+    study_latest_prediction,
+    study_latest_review,
+    study_visibility,
+)
+from apps.clinical.services.audit import audit_record
+from apps.clinical.services.escalation import review_task_escalate
+from apps.clinical.services.images import study_png
+from apps.clinical.services.review import (
+    landmarks_clean,
+    review_decide,
+    review_recompute,
+    review_task_claim,
+    review_task_release,
+    review_task_touch,
+)
+from apps.clinical.views.common import PHI_OR_DEID, client_ip, error_response
+from apps.core.exceptions import ApiError
+from apps.core.navigation import user_has_perm
+from apps.core.permissions import perm_required
+
+
+def _study(request: HttpRequest, public_id) -> Study:
+    study = study_get(user=request.user, public_id=public_id)
+    if study is None:
+        raise Http404
+    return study
+
+
+def issue_link(study: Study) -> str | None:
+    """The issue tracker's form, prefilled with the study, once that URL exists."""
+    try:
+        url = reverse("issues:new")
+    except NoReverseMatch:
+        try:
+            resolve("/issues/new/")
+            url = "/issues/new/"
+        except Resolver404:
+            return None
+    return f"{url}?study={study.public_id}"
+
+
+def _findings_by_landmark(findings: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in findings:
+        for abbr in f.get("landmarks", []):
+            out.setdefault(abbr, []).append(f)
+    return out
+
+
+@require_GET
+@perm_required(PHI_OR_DEID)
+def review(request: HttpRequest, public_id) -> HttpResponse:
+    study = _study(request, public_id)
+    visibility = study_visibility(request.user)
+    identified = visibility == "phi"
+    task = ReviewTask.objects.filter(study=study).select_related("claimed_by").first()
+    prediction = study_latest_prediction(study)
+    can_work = (
+        identified
+        and user_has_perm(request.user, "accounts.review_study")
+        and task is not None
+        and task.status == TaskStatus.CLAIMED
+        and task.claimed_by_id == request.user.pk
+    )
+    audit_record(
+        actor=request.user,
+        action=AuditAction.CASE_OPEN_PHI if identified else AuditAction.CASE_OPEN_DEID,
+        target_type="study",
+        target_id=str(study.public_id),
+        ip=client_ip(request),
+        details={"read_only": not can_work},
+    )
+    if can_work:
+        review_task_touch(user=request.user, task=task)
+    last_review = study_latest_review(study)
+    landmarks = (
+        (last_review.landmarks_after or last_review.landmarks_before)
+        if last_review
+        else (prediction.landmarks if prediction else [])
+    )
+    findings = prediction.findings if prediction else []
+    context = {
+        "study": study,
+        "identified": identified,
+        "task": task,
+        "prediction": prediction,
+        "last_review": last_review,
+        "landmarks": landmarks,
+        "landmarks_json": json.dumps(landmarks),
+        "measurements": prediction.measurements if prediction else {},
+        "findings": findings,
+        "findings_by_landmark": _findings_by_landmark(findings),
+        "can_work": can_work,
+        "can_claim": (
+            identified
+            and task is not None
+            and task.status == TaskStatus.OPEN
+            and user_has_perm(request.user, "accounts.review_study")
+        ),  # fmt: skip
+        "timeline": case_timeline(study=study),
+        "issue_link": issue_link(study),
+        "now": timezone.now(),
+    }
+    return render(request, "clinical/review.html", context)
+
+
+@require_GET
+@perm_required(PHI_OR_DEID)
+@cache_control(private=True, max_age=3600)
+def review_image(request: HttpRequest, public_id) -> HttpResponse:
+    """The de-identified pixels as PNG (no PHI in the pixels' metadata)."""
+    study = _study(request, public_id)
+    return HttpResponse(study_png(study=study), content_type="image/png")
+
+
+@require_POST
+@perm_required("accounts.review_study")
+def claim(request: HttpRequest, public_id) -> HttpResponse:
+    study = _study(request, public_id)
+    back = reverse("clinical:review", kwargs={"public_id": study.public_id})
+    try:
+        review_task_claim(user=request.user, study=study, ip=client_ip(request))
+    except ApiError as exc:
+        return error_response(request, exc, back=reverse("clinical:review_queue"))
+    return redirect(back)
+
+
+@require_POST
+@perm_required("accounts.review_study")
+def release(request: HttpRequest, public_id) -> HttpResponse:
+    study = _study(request, public_id)
+    try:
+        review_task_release(user=request.user, study=study)
+    except ApiError as exc:
+        return error_response(request, exc, back=reverse("clinical:review_queue"))
+    messages.info(request, "The case is back in the queue.")
+    return redirect("clinical:review_queue")
+
+
+def _landmarks_param(request: HttpRequest):
+    try:
+        return json.loads(request.POST.get("landmarks", ""))
+    except ValueError:
+        raise ApiError("invalid_landmarks", "landmarks must be JSON.") from None
+
+
+@require_POST
+@perm_required("accounts.review_study")
+def recompute(request: HttpRequest, public_id) -> HttpResponse:
+    """Measurements and findings for the landmarks as they are on screen (htmx fragment)."""
+    study = _study(request, public_id)
+    task = ReviewTask.objects.filter(study=study).select_related("prediction").first()
+    if task is None:
+        raise Http404
+    try:
+        rows = landmarks_clean(
+            raw=_landmarks_param(request), study=study, before=task.prediction.landmarks
+        )
+    except ApiError as exc:
+        return HttpResponse(
+            f'<p class="error" role="alert">{exc.message}</p>', status=exc.status_code
+        )
+    measurements, findings = review_recompute(study=study, landmarks=rows)
+    review_task_touch(user=request.user, task=task)
+    return render(
+        request,
+        "clinical/partials/analysis.html",
+        {
+            "measurements": measurements,
+            "findings": findings,
+            "findings_by_landmark": _findings_by_landmark(findings),
+            "landmarks": rows,
+            "recomputed": True,
+        },
+    )
+
+
+@require_POST
+@perm_required("accounts.review_study")
+def decide(request: HttpRequest, public_id) -> HttpResponse:
+    study = _study(request, public_id)
+    if study_visibility(request.user) != "phi":
+        raise PermissionDenied
+    action = request.POST.get("action", "")
+    back = reverse("clinical:review", kwargs={"public_id": study.public_id})
+    ip = client_ip(request)
+    reason = request.POST.get("reason", "")
+    try:
+        if action == "escalate":
+            task = review_task_escalate(user=request.user, study=study, reason=reason, ip=ip)
+            messages.success(request, f"Escalated to {task.get_level_display()}.")
+        else:
+            raw = _landmarks_param(request) if action == "accept" else None
+            result = review_decide(
+                user=request.user, study=study, action=action, landmarks_raw=raw,
+                reason=reason, ip=ip,
+            )  # fmt: skip
+            messages.success(request, f"Case {result.get_outcome_display().lower()}.")
+    except ApiError as exc:
+        return error_response(request, exc, back=back)
+    nxt = (
+        "clinical:escalations"
+        if request.POST.get("from") == "escalated"
+        else "clinical:review_queue"
+    )
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse(nxt)
+        return response
+    return redirect(nxt)
