@@ -20,7 +20,7 @@ BURST = 50
 
 @pytest.mark.worker
 @pytest.mark.slow
-def test_burst_through_embedded_broker_all_finish(tmp_path):
+def test_burst_through_embedded_broker_all_finish(tmp_path, monkeypatch):
     db_path = tmp_path / "db.sqlite3"
     broker_url = f"sqlite:///{tmp_path / 'broker.sqlite'}"
     env = {
@@ -36,6 +36,8 @@ def test_burst_through_embedded_broker_all_finish(tmp_path):
     )
     proc, _ = worker_start(env=env, log_path=tmp_path / "worker.log")
     try:
+        # Celery lets $CELERY_BROKER_URL win over broker=..., so set both.
+        monkeypatch.setenv("CELERY_BROKER_URL", broker_url)
         producer = Celery("producer", broker=broker_url)
         producer.conf.broker_transport = "apps.core.broker:Transport"
         producer.conf.broker_transport_options = {"connect_args": {"timeout": 30}}

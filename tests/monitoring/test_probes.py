@@ -69,15 +69,13 @@ def test_readyz_detects_changed_weights(client, active_model, storages_tmp, tmp_
     assert body["checks"]["model"]["error"] == "sha256_mismatch"
 
 
-def test_readyz_broker_down_is_503_without_secrets(client, active_model, storages_tmp, settings):
+def test_readyz_broker_down_is_503_without_secrets(client, active_model, storages_tmp, monkeypatch):
     from mahtqa.celery import app
 
-    old = app.conf.broker_url
-    app.conf.broker_url = "redis://:s3cret@127.0.0.1:1/0"
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = old
+    bad = "redis://:s3cret@127.0.0.1:1/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", bad)  # Celery lets the env var win
+    monkeypatch.setattr(app.conf, "broker_url", bad)
+    response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["status"] == "fail"
     assert b"s3cret" not in response.content
