@@ -70,13 +70,14 @@ def make_case(
     model_version=None,
     reasons: list[dict] | None = None,
     confidence: float = 0.3,
+    landmarks: list[dict] | None = None,
 ) -> ReviewTask:
     study = study or make_study()
     mv = model_version or ModelVersionFactory()
     prediction = Prediction.objects.create(
         study=study,
         model_version=mv,
-        landmarks=landmark_rows(confidence),
+        landmarks=landmarks if landmarks is not None else landmark_rows(confidence),
         measurements={},
         findings=[],
         ood_score=0.2,
