@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+from typing import Any
+
 from django.utils import timezone
 
-from apps.monitoring.models import Heartbeat
+from apps.monitoring.models import Heartbeat, ReadinessCheck
+
+logger = logging.getLogger(__name__)
 
 
 def heartbeat_record(*, source: str, hostname: str = "") -> Heartbeat:
@@ -13,3 +19,31 @@ def heartbeat_record(*, source: str, hostname: str = "") -> Heartbeat:
         source=source[:100], defaults={"hostname": hostname[:255], "seen_at": timezone.now()}
     )
     return heartbeat
+
+
+def readiness_record(
+    *, report: dict[str, Any], source: str, now: datetime | None = None
+) -> ReadinessCheck | None:
+    """Store one readiness run (uptime); a failed check files or folds into an issue.
+
+    Never raises: recording must not break the probe (the database may be the
+    thing that is down).
+    """
+    try:
+        row = ReadinessCheck.objects.create(
+            checked_at=now or timezone.now(), source=source[:20],
+            ok=report.get("status") == "ok", results=report.get("checks", {}),
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("readiness not recorded: %s", type(exc).__name__)
+        return None
+    from apps.issues.signals import check_failed
+
+    for name, result in report.get("checks", {}).items():
+        if result.get("status") != "ok":
+            check_failed.send(
+                sender=__name__, app="monitoring", check=f"readiness.{name}",
+                error=str(result.get("error", "failed")),
+                severity="critical" if name == "database" else "high",
+            )  # fmt: skip
+    return row

@@ -7,6 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.monitoring.checks import readiness_run
+from apps.monitoring.services import readiness_record
 
 
 @never_cache
@@ -20,4 +21,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     report = readiness_run()
+    readiness_record(report=report, source="readyz")
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
