@@ -11,10 +11,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("apps.accounts.urls")),
     path("models/", include("apps.models.urls")),
+    path("issues/", include("apps.issues.urls")),
     path("clinical/", include("apps.clinical.urls")),
     path("", include("apps.monitoring.urls")),
     path("api/v1/", include("apps.accounts.api_urls")),
     path("api/v1/", include("apps.clinical.api_urls")),
+    path("api/v1/", include("apps.issues.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

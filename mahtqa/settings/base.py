@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.models",
     "apps.monitoring",
     "apps.clinical",
+    "apps.issues",
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.monitoring.tasks.ping",
         "schedule": env.float("MAHTQA_HEARTBEAT_SECONDS", default=60.0),
         "kwargs": {"source": "beat"},
+    },
+    "monitoring-readiness-record": {
+        "task": "apps.monitoring.tasks.readiness_record_task",
+        "schedule": env.float("MAHTQA_READINESS_RECORD_SECONDS", default=60.0),
+    },
+    "issues-overdue-notify": {
+        "task": "apps.issues.tasks.issues_overdue_notify_task",
+        "schedule": env.float("MAHTQA_ISSUES_OVERDUE_SECONDS", default=300.0),
     },
 }
 CELERY_TIMEZONE = TIME_ZONE

@@ -1,0 +1,109 @@
+"""Issue API: report (token or session; idempotent by fingerprint) and read (triage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.clinical.models import Study
+from apps.core.exceptions import ApiError
+from apps.core.permissions import api_perm
+from apps.issues.choices import Source
+from apps.issues.models import Issue
+from apps.issues.selectors import IssueFilters, issue_list
+from apps.issues.serializers import (
+    IssueOutputSerializer,
+    IssueReportInputSerializer,
+    issue_payload,
+)
+from apps.issues.services import issue_report
+from apps.models.models import ModelVersion
+
+REPORT_PERM = "accounts.report_issue"
+TRIAGE_PERM = "accounts.triage_issue"
+MAX_BODY_BYTES = 1024 * 1024
+LIST_LIMIT = 100
+
+
+def _study(value: Any) -> Study | None:
+    if not value:
+        return None
+    study = Study.objects.filter(public_id=value).first()
+    if study is None:
+        raise ApiError("unknown_study", "No study with that id.", details={"field": "study"})
+    return study
+
+
+def _model_version(value: str) -> ModelVersion | None:
+    if not value:
+        return None
+    if value.isdigit():
+        found = ModelVersion.objects.filter(pk=int(value)).first()
+    elif "@" in value:
+        name, version = value.split("@", 1)
+        found = ModelVersion.objects.filter(name=name, version=version).first()
+    else:
+        raise ApiError(
+            "invalid_model_version", "model_version is an id or 'name@version'.",
+            details={"field": "model_version"},
+        )  # fmt: skip
+    if found is None:
+        raise ApiError(
+            "unknown_model_version", "No such model version.", details={"field": "model_version"}
+        )
+    return found
+
+
+class IssueListCreateApi(APIView):
+    def get_permissions(self):
+        perm = REPORT_PERM if self.request.method == "POST" else TRIAGE_PERM
+        return [api_perm(perm)()]
+
+    @extend_schema(
+        request=IssueReportInputSerializer,
+        responses={
+            201: OpenApiResponse(IssueOutputSerializer, description="A new issue"),
+            200: OpenApiResponse(IssueOutputSerializer, description="Folded into an issue"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+            raise ApiError("payload_too_large", "The report is larger than 1 MiB.", 413)
+        if not isinstance(request.data, dict):
+            raise ApiError("invalid_body", "Send a JSON object.")
+        serializer = IssueReportInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        study = _study(data.pop("study", None))
+        model_version = _model_version(data.pop("model_version", ""))
+        issue, created = issue_report(
+            **data, study=study, model_version=model_version, reporter=request.user,
+            source=Source.API,
+        )  # fmt: skip
+        return Response(
+            issue_payload(issue, created=created),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(responses=IssueOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        issues = issue_list(
+            filters=IssueFilters.from_query(request.query_params), user=request.user
+        )
+        return Response([issue_payload(i) for i in issues[:LIST_LIMIT]])
+
+
+class IssueDetailApi(APIView):
+    permission_classes = [api_perm(TRIAGE_PERM)]
+
+    @extend_schema(responses=IssueOutputSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        issue = Issue.objects.select_related("assignee").filter(pk=pk).first()
+        if issue is None:
+            raise ApiError("issue_not_found", "No issue with that id.", 404)
+        return Response(issue_payload(issue))

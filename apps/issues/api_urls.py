@@ -1,0 +1,10 @@
+from django.urls import path
+
+from apps.issues.api import IssueDetailApi, IssueListCreateApi
+
+app_name = "issues-api"
+
+urlpatterns = [
+    path("issues/", IssueListCreateApi.as_view(), name="list"),
+    path("issues/<int:pk>/", IssueDetailApi.as_view(), name="detail"),
+]
