@@ -38,7 +38,7 @@ def test_burst_through_embedded_broker_all_finish(tmp_path, monkeypatch):
     try:
         # Celery lets $CELERY_BROKER_URL win over broker=..., so set both.
         monkeypatch.setenv("CELERY_BROKER_URL", broker_url)
-        producer = Celery("producer", broker=broker_url)
+        producer = Celery("producer", broker=broker_url, set_as_current=False)
         producer.conf.broker_transport = "apps.core.broker:Transport"
         producer.conf.broker_transport_options = {"connect_args": {"timeout": 30}}
         start = time.perf_counter()
