@@ -36,7 +36,7 @@ class IssueSettingsForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        for name, value in data.items():
+        for name, value in list(data.items()):
             if name.endswith("_minutes") and value is not None and value <= 0:
                 self.add_error(name, "Must be a positive number of minutes.")
         return data
