@@ -171,10 +171,12 @@ class ReviewTask(models.Model):
                 condition=Q(status="open"),
             ),
             # "Next case": urgent first, then oldest, in one index scan.
+            # The queue page (open + claimed) and "next case" (open): urgent first, then
+            # oldest, read in index order with no sort of the whole queue.
             models.Index(
                 fields=["level", "-priority", "created_at", "id"],
-                name="task_next_case",
-                condition=Q(status="open"),
+                name="task_queue_order",
+                condition=Q(status__in=["open", "claimed"]),
             ),
             models.Index(
                 fields=["claimed_by", "status"],

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.clinical.models import ReviewTask
@@ -41,17 +42,30 @@ def _queue(request: HttpRequest, scope: str) -> HttpResponse:
     filters = QueueFilters.from_params(request.GET)
     qs = review_queue_list(user=request.user, scope=scope, filters=filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    tasks = list(page.object_list)
+    prefix = reverse("clinical:review", args=["00000000-0000-0000-0000-000000000000"])
+    prefix = prefix.replace("00000000-0000-0000-0000-000000000000/", "")
+    for task in tasks:  # precomputed: per-row {% url %} and timesince dominate rendering
+        task.row_url = f"{prefix}{task.study.public_id}/"
+        task.overdue = task.due_at < now
+        task.sla_text = (
+            f"overdue by {timesince(task.due_at, now, depth=1)}"
+            if task.overdue
+            else f"due in {timeuntil(task.due_at, now, depth=1)}"
+        )
+        task.waiting = timesince(task.created_at, now, depth=1)
     context = {
         "scope": scope,
         "title": TITLES[scope],
         "page": page,
-        "tasks": list(page.object_list),
+        "tasks": tasks,
         "filters": filters,
         "ages": list(AGES),
         "finding_codes": FINDING_CODES,
         "model_versions": ModelVersion.objects.only("id", "name", "version").order_by("-id")[:50],
         "counts": review_queue_counts(user=request.user),
-        "now": timezone.now(),
+        "now": now,
         "querystring": request.GET.urlencode(),
     }
     return htmx_partial(
