@@ -45,6 +45,19 @@ from tests.factories import PASSWORD, UserFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# One run, one namespace: several pytest runs on one machine (developers side by
+# side, CI) each get their own test database and their own Redis key prefix, which
+# the worker subprocess inherits through the environment (see settings/test.py).
+RUN_ID = os.environ.setdefault("MAHTQA_TEST_RUN_ID", f"r{os.getpid()}")  # see settings/test.py
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    from django.conf import settings
+
+    settings.DATABASES["default"].setdefault("TEST", {})
+    settings.DATABASES["default"]["TEST"]["NAME"] = f"test_mahtqa_{RUN_ID}"
+
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, interval=0.1) -> bool:
     deadline = time.monotonic() + timeout
@@ -193,7 +206,10 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     from mahtqa.celery import app
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    for key in client.scan_iter(match=f"{prefix}*"):  # only this run's keys
+        client.delete(key)
     db = connection.settings_dict
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"

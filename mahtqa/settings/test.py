@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
@@ -14,6 +16,10 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test"),
 }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+# Each pytest run (the worker subprocess inherits MAHTQA_TEST_RUN_ID) has its own key prefix,
+# so runs side by side never consume each other's tasks.
+TEST_RUN_ID = os.environ.setdefault("MAHTQA_TEST_RUN_ID", f"r{os.getpid()}")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"mahtqa-{TEST_RUN_ID}-"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -36,7 +36,10 @@ def _roles(db):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_storage(settings, tmp_path):
+def _isolated_storage(request, settings, tmp_path):
+    if request.node.get_closest_marker("worker"):
+        yield  # a real worker process shares the test settings' storage
+        return
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PHI_ROOT = tmp_path / "phi"
     settings.STORAGES = {
