@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from apps.core.exceptions import ApiError
@@ -104,13 +103,13 @@ def issue_report(
         category=category, given=fingerprint, exception_type=exception_type,
         frames=innermost.get("frames") or [], message=message,
     )  # fmt: skip
-    known = Fingerprint.objects.filter(value=fp).exists()
+    known_issue_id = Fingerprint.objects.filter(value=fp).values_list("issue_id", flat=True).first()
     occurrence_context = scrub_data(
         {"data_state": dict(data_state or {}), "system_metrics": dict(system_metrics or {})},
         phi_values,
     )
     issue_context = None
-    if not known:  # full capture only for a new issue (repeats stay cheap)
+    if known_issue_id is None:  # full capture only for a new issue (repeats stay cheap)
         issue_context = context_build(
             environment=environment, system_metrics=system_metrics, configuration=configuration,
             data_state=data_state, traces=traces, phi_values=phi_values,
@@ -126,7 +125,7 @@ def issue_report(
     created = False
     reopened = False
     with transaction.atomic():
-        row = Fingerprint.objects.filter(value=fp).values_list("issue_id", flat=True).first()
+        row = known_issue_id
         if row is None:
             try:
                 with transaction.atomic():
@@ -143,7 +142,10 @@ def issue_report(
             except IntegrityError:  # the same new error reported concurrently
                 row = Fingerprint.objects.values_list("issue_id", flat=True).get(value=fp)
         if not created:
-            issue = Issue.objects.select_for_update().get(pk=row)
+            locked = Issue.objects.select_for_update().defer("context", "description")
+            issue = locked.get(pk=row)
+            if issue.merged_into_id:  # merged since the lookup above
+                issue = locked.get(pk=issue.merged_into_id)
             if issue.status in DONE_STATUSES:
                 reopened = True
                 settings_row = issue_settings_get()
@@ -170,14 +172,16 @@ def issue_report(
             message=message, exception_type=exception_type, traces=traces,
             context=occurrence_context, host=(host or socket.gethostname())[:200],
         )  # fmt: skip
+        # The row is locked (or new in this transaction): the count is exact.
+        issue.occurrence_count += 1
+        issue.last_seen_at = max(issue.last_seen_at, now)
         Issue.objects.filter(pk=issue.pk).update(
-            occurrence_count=F("occurrence_count") + 1, last_seen_at=now
+            occurrence_count=issue.occurrence_count, last_seen_at=issue.last_seen_at
         )
         if created and issue.severity == Severity.CRITICAL:
             issue_notify_new_critical(issue=issue, now=now)
         if reopened:
             issue_notify_regression(issue=issue, now=now)
-    issue.refresh_from_db(fields=["occurrence_count", "last_seen_at"])
     return issue, created
 
 
