@@ -132,7 +132,7 @@ def finalize(
             "seed": seed,
             "steps": steps,
             "python": sys.version.split()[0],
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "platform": platform.platform(),
         },
         "confidence": conf_model.to_dict(),
