@@ -19,7 +19,7 @@ from mahtqa.cephalometry.landmarks import LANDMARKS, N_LANDMARKS
 from mahtqa.cephalometry.metrics import auroc, radial_errors_mm, reliability_table, summarize_errors
 from mahtqa.cephalometry.shape_model import ShapeModel, points_to_mm
 from mahtqa.engine.confidence import FEATURES, ConfidenceModel
-from mahtqa.engine.data import read_gray
+from mahtqa.engine.data import Augmenter, read_gray
 from mahtqa.engine.inference import FORMAT_VERSION, LandmarkPredictor
 from mahtqa.engine.model import build_model
 from mahtqa.engine.ood import OodReference
@@ -87,10 +87,12 @@ def finalize(
     shape_model = ShapeModel.fit(shapes)
     predictor.shape_model = shape_model
 
-    cal_err = _errors(analyses["calibration"], cases["calibration"])
-    cal_feat = np.concatenate([a.features for a in analyses["calibration"]])
-    lm_idx = np.tile(np.arange(N_LANDMARKS), len(analyses["calibration"]))
-    conf_model = ConfidenceModel.fit(cal_feat, lm_idx, cal_err.ravel() <= 2.0)
+    cal_feat, cal_ok, cal_lm, cal_group = calibration_set(
+        predictor, cases["calibration"], seed=seed
+    )
+    ridge, cv, oof_logits = choose_ridge(cal_feat, cal_ok, cal_lm, cal_group)
+    conf_model = ConfidenceModel.fit(cal_feat, cal_lm, cal_ok, ridge=ridge)
+    conf_model = conf_model.with_platt(oof_logits, cal_ok)
 
     cal_shape = [predictor.shape_distance(a.canonical_points) for a in analyses["calibration"]]
     ood_ref = OodReference.fit(
@@ -135,7 +137,13 @@ def finalize(
             "torch": str(torch.__version__),
             "platform": platform.platform(),
         },
-        "confidence": conf_model.to_dict(),
+        "confidence": {
+            **conf_model.to_dict(),
+            "ridge": ridge,
+            "ridge_cv_auroc": cv,
+            "calibration_samples": int(len(cal_ok)),
+            "calibration_errors_over_2mm": int((~cal_ok).sum()),
+        },
         "ood_reference": ood_ref.to_dict(),
         "shape_model": shape_model.to_dict(),
     }
@@ -151,6 +159,53 @@ def finalize(
         write_bundle(bundle, coarse_blob, fine_blob, manifest)
     print(json.dumps(manifest["metrics"]["test"], indent=1))
     return manifest
+
+
+CAL_AUGMENTED_COPIES = 3
+RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def calibration_set(predictor: LandmarkPredictor, cases, *, seed: int):
+    """Confidence features and outcomes on the calibration cases, plus seeded mildly
+    augmented copies of them (more examples of large errors than 15 cases hold)."""
+    rng = np.random.default_rng(seed + 99)
+    aug = Augmenter(rng, rotate_deg=5, scale=(0.95, 1.05), shift_px=20)
+    feats, errs, groups = [], [], []
+    for g, case in enumerate(cases):
+        image = read_gray(case.image_path)
+        variants = [(image, case.mean)]
+        for _ in range(CAL_AUGMENTED_COPIES):
+            warped, pts = aug(image.astype(np.float32) / 255, case.mean)
+            variants.append(((warped * 255).astype(np.uint8), pts))
+        for img, truth in variants:
+            a = predictor.analyse_batch([img])[0]
+            feats.append(a.features)
+            errs.append(
+                radial_errors_mm(a.frame.to_original(a.canonical_points), truth, ISBI_SPACING_MM)
+            )
+            groups.append(np.full(N_LANDMARKS, g))
+    feats = np.concatenate(feats)
+    ok = np.concatenate(errs) <= 2.0
+    lm = np.tile(np.arange(N_LANDMARKS), len(ok) // N_LANDMARKS)
+    return feats, ok, lm, np.concatenate(groups)
+
+
+def choose_ridge(feats, ok, lm, groups) -> tuple[float, dict, np.ndarray]:
+    """Ridge strength by leave-one-case-out AUROC on the calibration set only.
+
+    Returns the ridge, the AUROC per ridge, and the chosen ridge's out-of-fold logits
+    (for the Platt scaling)."""
+    scores, logits = {}, {}
+    for ridge in RIDGES:
+        pred = np.empty(len(ok))
+        for g in np.unique(groups):
+            held = groups == g
+            model = ConfidenceModel.fit(feats[~held], lm[~held], ok[~held], ridge=ridge)
+            pred[held] = model.logit(feats[held], lm[held])
+        scores[str(ridge)] = auroc(-pred, ~ok)
+        logits[ridge] = pred
+    best = max(RIDGES, key=lambda r: scores[str(r)])
+    return best, scores, logits[best]
 
 
 def split_metrics(predictor: LandmarkPredictor, analyses, cases) -> dict:

@@ -36,6 +36,10 @@ class ConfidenceModel:
     weights: np.ndarray  # (D,)
     feature_mean: np.ndarray
     feature_std: np.ndarray
+    # Platt scaling of the ridge model's logit (a, b): the ridge penalty shrinks the
+    # logits towards 0; this monotone map (fitted on out-of-fold logits) restores
+    # calibrated probabilities without changing the ranking.
+    platt: tuple[float, float] = (1.0, 0.0)
 
     @classmethod
     def fit(
@@ -62,9 +66,30 @@ class ConfidenceModel:
                 break
         return cls(weights=w, feature_mean=mean, feature_std=std)
 
-    def predict(self, features: np.ndarray, landmark_index: np.ndarray) -> np.ndarray:
+    def logit(self, features: np.ndarray, landmark_index: np.ndarray) -> np.ndarray:
         z = (design_matrix(features, landmark_index) - self.feature_mean) / self.feature_std
-        return 1 / (1 + np.exp(-(z @ self.weights)))
+        return z @ self.weights
+
+    def predict(self, features: np.ndarray, landmark_index: np.ndarray) -> np.ndarray:
+        a, b = self.platt
+        return 1 / (1 + np.exp(-(a * self.logit(features, landmark_index) + b)))
+
+    def with_platt(self, logits: np.ndarray, ok: np.ndarray) -> ConfidenceModel:
+        """Fit (a, b) of sigmoid(a * logit + b) to outcomes by Newton steps."""
+        x = np.column_stack([np.asarray(logits, dtype=np.float64), np.ones(len(logits))])
+        y = np.asarray(ok, dtype=np.float64)
+        w = np.array([1.0, 0.0])
+        for _ in range(50):
+            p = 1 / (1 + np.exp(-(x @ w)))
+            grad = x.T @ (p - y) + 1e-3 * w
+            hess = x.T @ (x * (p * (1 - p))[:, None]) + 1e-3 * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.abs(step).max() < 1e-9:
+                break
+        return ConfidenceModel(
+            self.weights, self.feature_mean, self.feature_std, (float(w[0]), float(w[1]))
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -72,6 +97,7 @@ class ConfidenceModel:
             "weights": self.weights.tolist(),
             "feature_mean": self.feature_mean.tolist(),
             "feature_std": self.feature_std.tolist(),
+            "platt": list(self.platt),
             "target": "P(radial error <= 2 mm)",
         }
 
@@ -81,4 +107,5 @@ class ConfidenceModel:
             weights=np.asarray(data["weights"], dtype=np.float64),
             feature_mean=np.asarray(data["feature_mean"], dtype=np.float64),
             feature_std=np.asarray(data["feature_std"], dtype=np.float64),
+            platt=tuple(data.get("platt", (1.0, 0.0))),
         )
