@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/queue.py would shadow the standard library's queue module (torch needs it)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, load_isbi_cases  # noqa: E402
@@ -69,6 +71,12 @@ print(json.dumps(out))
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+# The default routing policy (apps/clinical/services/policy.py DEFAULTS).
+DEFAULT_MIN = 0.6
+DEFAULT_PER_LANDMARK = {"S": 0.85, "Pog": 0.9, "Me": 0.85, "Gn": 0.85}
+NAMES = ("S", "N", "A", "B", "Pog", "Me", "Gn")
+
+
 def routing_tradeoff(preds, conf, errors, max_ood: float = 1.0) -> list[dict]:
     worst = errors.max(axis=1)
     findings_high = np.array(
@@ -82,8 +90,10 @@ def routing_tradeoff(preds, conf, errors, max_ood: float = 1.0) -> list[dict]:
     )
     ood = np.array([p.ood_score > max_ood for p in preds])
     rows = []
-    for t in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]:
-        review = (conf.min(axis=1) < t) | findings_high | ood
+    default = np.array([DEFAULT_PER_LANDMARK.get(n, DEFAULT_MIN) for n in NAMES])
+    for t in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, "default"]:
+        limits = default if t == "default" else np.full(7, t)
+        review = (conf < limits).any(axis=1) | findings_high | ood
         released = ~review
         rows.append(
             {
@@ -103,6 +113,7 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=ROOT / "mahtqa/engine/bundled/mahtnet-v1.pt")
     ap.add_argument("--baseline", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-speed", action="store_true", help="accuracy and routing only")
     args = ap.parse_args()
     models = {"MAHT-Net (bundled)": args.weights}
     if args.baseline:
@@ -118,7 +129,9 @@ def main() -> None:
         summary = summarize_errors(errors)
         a = auroc(1 - conf.ravel(), errors.ravel() > 2.0)
         params = count_parameters(predictor.coarse) + count_parameters(predictor.fine)
-        sp = speed(path, args.threads)
+        sp = {"batch1_ms": float("nan"), "batch8_ms": float("nan"), "peak_rss_mb": float("nan")}
+        if not args.no_speed:
+            sp = speed(path, args.threads)
         print(
             f"| {label} | {params / 1e6:.2f} M | {summary['mre_mm']:.3f} | {summary['sdr']['2.0']:.1f} "
             f"| {summary['sdr']['4.0']:.1f} | {a:.3f} | {sp['batch1_ms']:.0f} | {sp['batch8_ms']:.0f} "
@@ -140,10 +153,21 @@ def main() -> None:
     )
     print("|---|---|---|---|---|")
     for r in routing_tradeoff(preds, conf, errors):
+        t = r["threshold"]
+        label = (
+            f"{t:.1f}"
+            if t != "default"
+            else (
+                f"default policy: {DEFAULT_MIN}, "
+                + ", ".join(f"{k} {v}" for k, v in DEFAULT_PER_LANDMARK.items())
+            )
+        )
         print(
-            f"| {r['threshold']:.1f} | {r['reviewed_pct']:.0f} | {r['released_pct']:.0f} "
+            f"| {label} | {r['reviewed_pct']:.0f} | {r['released_pct']:.0f} "
             f"| {r['released_with_err_gt2_pct']:.0f} | {r['released_with_err_gt4_pct']:.0f} |"
         )
+    if args.no_speed:
+        return
     ratio = sp["batch1_ms"] / LATENCY_BUDGET_MS
     print(
         f"\nCPU latency batch 1: {sp['batch1_ms']:.0f} ms / budget {LATENCY_BUDGET_MS:.0f} ms = {ratio:.2f}"

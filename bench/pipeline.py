@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/queue.py would shadow the standard library's queue module (torch needs it)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 DB = "mahtqa_bench"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mahtqa.settings.dev")
