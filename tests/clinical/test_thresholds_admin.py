@@ -41,17 +41,17 @@ def test_the_page_shows_the_policy_in_force(admin_client_):
 def test_a_change_makes_a_new_audited_version_with_history(admin_client_):
     v1 = routing_policy_current()
     r = admin_client_.post(
-        URL, _form(min_confidence="0.6", review_policy="all", minconf_A="0.7", note="roll-out")
+        URL, _form(min_confidence="0.65", review_policy="all", minconf_A="0.7", note="roll-out")
     )
     assert r.status_code == 302
     v2 = routing_policy_current()
     assert v2.version == v1.version + 1
-    assert v2.min_confidence == 0.6
+    assert v2.min_confidence == 0.65
     assert v2.review_policy == "all"
     assert v2.min_confidence_per_landmark == {"A": 0.7}
     assert v2.created_by == admin_client_.user
     entry = AuditEvent.objects.get(action=AuditAction.THRESHOLDS_CHANGE)
-    assert entry.details["changes"]["min_confidence"] == {"old": 0.5, "new": 0.6}
+    assert entry.details["changes"]["min_confidence"] == {"old": v1.min_confidence, "new": 0.65}
     assert entry.details["to_version"] == v2.version
     assert entry.ip == "127.0.0.1"
     rows = policy_history()
@@ -85,9 +85,9 @@ def test_invalid_changes_are_refused(admin_client_, overrides, field_text):
 
 
 def test_no_change_is_not_a_version(admin_user):
-    routing_policy_current()
+    current = routing_policy_current()
     with pytest.raises(ApiError) as err:
-        thresholds_update(user=admin_user, changes={"min_confidence": 0.5})
+        thresholds_update(user=admin_user, changes={"min_confidence": current.min_confidence})
     assert err.value.code == "no_change"
 
 
