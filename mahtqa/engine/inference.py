@@ -29,6 +29,7 @@ from mahtqa.engine.types import EnginePrediction, LandmarkResult
 CANON_MM = 0.3  # canonical pixels are about 0.3 mm on the training radiographs
 TTA_SHIFTS = np.array([(0, 0), (-5, -5), (5, -5), (-5, 5), (5, 5)], dtype=np.float64)
 FORMAT_VERSION = 1
+FINE_CHUNK = 12
 
 
 class EngineError(Exception):
@@ -95,7 +96,7 @@ class LandmarkPredictor:
     def version(self) -> str:
         return str(self.manifest.get("version", "0"))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def analyse_batch(self, images: list[np.ndarray]) -> list[Analysis]:
         t0 = time.perf_counter()
         prepared = [preprocess(np.asarray(img)) for img in images]
@@ -156,7 +157,14 @@ class LandmarkPredictor:
                     patches.append(patch)
                     offsets.append(off)
         x = torch.from_numpy(np.stack(patches))[:, None].to(self.device)
-        heat = as_heatmap(self.fine(x).float(), self.fine.config)
+        # Chunks of a dozen crops run about twice as fast on CPU as one large batch
+        # (cache-sized activations); eval-mode results do not depend on the chunking.
+        heat = torch.cat(
+            [
+                as_heatmap(self.fine(x[i : i + FINE_CHUNK]).float(), self.fine.config)
+                for i in range(0, len(x), FINE_CHUNK)
+            ]
+        )
         k_idx = torch.arange(N_LANDMARKS).repeat(len(canonicals) * len(shifts))
         own = heat[torch.arange(len(patches)), k_idx][:, None]  # each crop's own landmark
         pts, peak = decode(own, radius=3)
