@@ -175,3 +175,12 @@ def test_list_shows_only_own_studies_and_filters_by_status(
     bad = api_client_a.get("/api/v1/studies/?status=bogus")
     assert bad.status_code == 400
     assert bad.json()["code"] == "invalid_filter"
+
+
+def test_a_full_size_radiograph_over_django_memory_limits_is_accepted(api_client_a, settings):
+    # Real CRs are 10-20 MB: more than DATA_UPLOAD_MAX_MEMORY_SIZE (5 MB by default).
+    data = cr_bytes(rows=2400, cols=1935, spacing_mm=(0.1, 0.1))
+    assert len(data) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    resp = api_client_a.post_dicom(data)
+    assert resp.status_code == 202, resp.content[:300]
+    assert Study.objects.get().rows == 2400
