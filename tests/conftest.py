@@ -8,7 +8,7 @@ Users and clients
     ``api_client_user``), ``token_client`` (DRF APIClient sending it).
 
 Real Celery worker: ``celery_worker_process``
-    A session-wide worker subprocess (``celery -A mahtqa worker -Q
+    A worker subprocess per test module (``celery -A mahtqa worker -Q
     inference,default -c 1 --pool prefork``) with the test settings, talking to
     the test Redis DB 15 and to the *pytest-django test database*. Because the
     worker is another process, it only sees committed rows: a test using it
@@ -198,7 +198,9 @@ def worker_stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+# Module scope: a worker left running would also consume the tasks that later,
+# unrelated tests enqueue and change the rows they assert on.
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, django_db_blocker):
     import redis
     from django.conf import settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -30,8 +31,6 @@ class StudyPagination(PageNumberPagination):
 
 
 def _upload_bytes(request: Request) -> bytes:
-    from django.conf import settings
-
     if request.content_type and request.content_type.startswith("multipart/"):
         upload = request.data.get("file")
         if not isinstance(upload, UploadedFile):

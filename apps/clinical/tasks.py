@@ -21,8 +21,6 @@ TRANSIENT = (OperationalError, InterfaceError, OSError)
 def _on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ARG001
     study_id = args[0] if args else kwargs.get("study_id")
     if study_id is not None:
-        from apps.clinical.services.pipeline import _fail
-
         if isinstance(exc, SoftTimeLimitExceeded):
             code = "timeout"
         elif isinstance(exc, TRANSIENT):
@@ -30,7 +28,9 @@ def _on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ARG001
         else:
             code = "internal_error"
         try:
-            _fail(study_id, code, f"{exc.__class__.__name__} during inference.")
+            services.study_fail(
+                study_id=study_id, code=code, message=f"{exc.__class__.__name__} during inference."
+            )
         except DatabaseError:
             logger.exception("could not mark study id=%s failed", study_id)
 

@@ -108,8 +108,8 @@ class LandmarkPredictor:
         cpts, cpeak = decode(as_heatmap(heat.float(), self.coarse.config), radius=2)
         coarse_pts = cpts.cpu().numpy().astype(np.float64) / COARSE_SCALE
         t2 = time.perf_counter()
-        pass1, _, _, _ = self._fine([c for c, _ in prepared], coarse_pts, TTA_SHIFTS[:1])
-        final, tta, fpeak, fspread = self._fine([c for c, _ in prepared], pass1[:, 0], TTA_SHIFTS)
+        pass1, _, _ = self._fine([c for c, _ in prepared], coarse_pts, TTA_SHIFTS[:1])
+        final, fpeak, fspread = self._fine([c for c, _ in prepared], pass1[:, 0], TTA_SHIFTS)
         t3 = time.perf_counter()
         out = []
         for i, (canonical, frame) in enumerate(prepared):
@@ -173,7 +173,6 @@ class LandmarkPredictor:
         pts = pts[:, 0].cpu().numpy().astype(np.float64) + np.stack(offsets)
         return (
             pts.reshape(*shape, 2),
-            None,
             peak[:, 0].cpu().numpy().reshape(shape),
             spr[:, 0].cpu().numpy().reshape(shape)[:, 0],
         )

@@ -31,7 +31,8 @@ MAX_ATTEMPTS = 5
 ACTIVE = (StudyStatus.QUEUED, StudyStatus.PROCESSING)
 
 
-def _fail(study_id: int, code: str, message: str) -> None:
+def study_fail(*, study_id: int, code: str, message: str) -> None:
+    """Mark an unfinished study failed with a stable code (a finished one is left alone)."""
     Study.objects.filter(pk=study_id, status__in=ACTIVE).update(
         status=StudyStatus.FAILED,
         error_code=code,
@@ -98,12 +99,12 @@ def study_infer(*, study_id: int) -> str:
         return "skipped"
     model_version = model_version_active()
     if model_version is None:
-        _fail(study_id, "no_active_model", "No model version is active.")
+        study_fail(study_id=study_id, code="no_active_model", message="No model version is active.")
         return "failed"
     try:
         predictor = predictor_for(model_version)
     except ModelIntegrityError as exc:
-        _fail(study_id, "model_integrity", str(exc))
+        study_fail(study_id=study_id, code="model_integrity", message=str(exc))
         return "failed"
     t0 = time.perf_counter()
     with default_storage.open(study.deid_file, "rb") as fh:  # OSError -> transient, retried
@@ -111,7 +112,7 @@ def study_infer(*, study_id: int) -> str:
     try:
         image = decode_radiograph(data, limits=dicom_limits())
     except ImagingError as exc:
-        _fail(study_id, exc.code, exc.message)
+        study_fail(study_id=study_id, code=exc.code, message=exc.message)
         return "failed"
     t1 = time.perf_counter()
     spacing = study.spacing_mm
