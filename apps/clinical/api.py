@@ -21,7 +21,7 @@ from apps.clinical.serializers import (
     study_payload,
     study_url,
 )
-from apps.core.exceptions import ApiError, PayloadTooLarge
+from apps.core.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
 
 
 class StudyPagination(PageNumberPagination):
@@ -34,15 +34,16 @@ def _upload_bytes(request: Request) -> bytes:
     if request.content_type and request.content_type.startswith("multipart/"):
         upload = request.data.get("file")
         if not isinstance(upload, UploadedFile):
-            raise ApiError("missing_file", "Send the DICOM file in the multipart field 'file'.")
+            raise InvalidInput("missing_file", "Send the DICOM file in the multipart field 'file'.")
         if upload.size > settings.DICOM_MAX_UPLOAD_BYTES:
             raise PayloadTooLarge(
-                f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes."
+                "payload_too_large",
+                f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
             )
         return upload.read()
     data = request.data
     if not isinstance(data, bytes):
-        raise ApiError("empty_file", "The request body is empty.")
+        raise InvalidInput("empty_file", "The request body is empty.")
     return data
 
 
@@ -64,7 +65,7 @@ class StudyListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         if not request.user.has_perm("accounts.submit_study"):
-            raise ApiError("permission_denied", "Only API clients may submit studies.", 403)
+            raise Forbidden("permission_denied", "Only API clients may submit studies.")
         study, created = services.study_receive(user=request.user, data=_upload_bytes(request))
         body = {"id": study.public_id, "status": study.status, "url": study_url(study, request)}
         return Response(
@@ -79,10 +80,10 @@ class StudyListCreateApi(APIView):
     def get(self, request: Request) -> Response:
         visibility = selectors.study_visibility(request.user)
         if visibility is None:
-            raise ApiError("permission_denied", "You may not list studies.", 403)
+            raise Forbidden("permission_denied", "You may not list studies.")
         wanted = request.query_params.get("status")
         if wanted and wanted not in StudyStatus.values:
-            raise ApiError(
+            raise InvalidInput(
                 "invalid_filter",
                 f"status must be one of {', '.join(StudyStatus.values)}.",
                 details={"status": wanted[:40]},
@@ -100,6 +101,6 @@ class StudyDetailApi(APIView):
         visibility = selectors.study_visibility(request.user)
         study = selectors.study_get(user=request.user, public_id=public_id) if visibility else None
         if study is None:  # another client's study looks exactly like a missing one
-            raise ApiError("study_not_found", "No study with this id is visible to you.", 404)
+            raise NotFound("study_not_found", "No study with this id is visible to you.")
         data = study_payload(study, visibility=visibility, request=request)
         return Response(StudyOutputSerializer(data).data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
-from apps.core.exceptions import PayloadTooLarge
+from apps.core.errors import PayloadTooLarge
 
 
 class DicomParser(BaseParser):
@@ -19,5 +19,5 @@ class DicomParser(BaseParser):
             return b""
         data = stream.read(limit + 1)
         if len(data) > limit:
-            raise PayloadTooLarge(f"The file is larger than {limit} bytes.")
+            raise PayloadTooLarge("payload_too_large", f"The file is larger than {limit} bytes.")
         return data

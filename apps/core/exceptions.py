@@ -1,8 +1,10 @@
-"""One error format for the whole API.
+"""One error format for the whole API, and the one table from domain errors to statuses.
 
 Every API error is JSON ``{"code": "<stable_snake_case>", "message": "<human>",
 "details": {...}}`` (``details`` only when there is something to say).
-Services and views raise :class:`ApiError` for domain errors.
+Services raise :class:`apps.core.errors.DomainError` subclasses (no HTTP in
+them); :data:`DOMAIN_STATUS` is the only place that gives them a status, for
+the API (:func:`api_exception_handler`) and for pages (``apps.core.error_pages``).
 """
 
 from __future__ import annotations
@@ -13,34 +15,33 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from apps.core import errors
+
 logger = logging.getLogger(__name__)
 
-
-class ApiError(exceptions.APIException):
-    """A domain error with a stable code, e.g. ``ApiError("study_not_found", "...", 404)``."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        status: int = 400,  # noqa: A002 - the name the callers expect
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail=message, code=code)
-        self.code = code
-        self.message = message
-        self.status_code = status
-        self.details = details or {}
+# Domain error class -> HTTP status. Looked up along the MRO, so a subclass of a
+# subclass inherits its parent's status; a bare DomainError is invalid input.
+DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
+    errors.DomainError: 400,
+    errors.InvalidInput: 400,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+}
 
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "payload_too_large"
+def domain_status(exc: errors.DomainError) -> int:
+    """The HTTP status for a domain error (the edges' one mapping)."""
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 400  # pragma: no cover - DomainError itself is in the table
 
 
 # DRF exception class -> stable code. Checked in order (subclasses first).
@@ -55,7 +56,6 @@ _CODES: list[tuple[type[Exception], str]] = [
     (exceptions.UnsupportedMediaType, "unsupported_media_type"),
     (exceptions.ParseError, "parse_error"),
     (exceptions.Throttled, "throttled"),
-    (PayloadTooLarge, "payload_too_large"),
 ]
 
 
@@ -81,7 +81,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args[:1])
     elif isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge()
+        exc = errors.PayloadTooLarge("payload_too_large", "The request body is too large.")
+
+    if isinstance(exc, errors.DomainError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.details), status=domain_status(exc))
 
     if not isinstance(exc, exceptions.APIException):
         return None
@@ -92,23 +96,20 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if getattr(exc, "wait", None):
         headers["Retry-After"] = str(int(exc.wait))
 
-    if isinstance(exc, ApiError):
-        body = error_body(exc.code, exc.message, exc.details)
+    code = next((c for cls, c in _CODES if isinstance(exc, cls)), None)
+    if code is None:
+        code = exc.default_code if isinstance(exc.default_code, str) else "error"
+    details: dict[str, Any] | None = None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        details = {"fields": detail} if isinstance(detail, dict) else {"errors": detail}
+        message = "Invalid input."
+    elif isinstance(exc, exceptions.Throttled):
+        message = "Too many requests."
+        details = {"wait_seconds": exc.wait} if exc.wait is not None else None
     else:
-        code = next((c for cls, c in _CODES if isinstance(exc, cls)), None)
-        if code is None:
-            code = exc.default_code if isinstance(exc.default_code, str) else "error"
-        details: dict[str, Any] | None = None
-        if isinstance(exc, exceptions.ValidationError):
-            detail = exc.detail
-            details = {"fields": detail} if isinstance(detail, dict) else {"errors": detail}
-            message = "Invalid input."
-        elif isinstance(exc, exceptions.Throttled):
-            message = "Too many requests."
-            details = {"wait_seconds": exc.wait} if exc.wait is not None else None
-        else:
-            message = _message(exc.detail)
-        body = error_body(code, message, details)
+        message = _message(exc.detail)
+    body = error_body(code, message, details)
 
     set_rollback()
     return Response(body, status=exc.status_code, headers=headers)

@@ -38,7 +38,7 @@ def bar_chart(
             f'<text x="{LABEL_W - 6}" y="{y + 14}" font-size="12" text-anchor="end">'
             f"{escape(label)}</text>"
             f'<rect x="{LABEL_W}" y="{y + 3}" width="{w:.1f}" height="{ROW_H - 8}" '
-            f'fill="{COLORS[0]}"><title>{escape(label)}: {_fmt(value, unit)}</title></rect>'
+            f'fill="{COLORS[0]}"><title>{escape(label)}: {escape(_fmt(value, unit))}</title></rect>'
             f'<text x="{LABEL_W + w + 4:.1f}" y="{y + 14}" font-size="12">'
             f"{escape(_fmt(value, unit))}</text>"
         )
@@ -77,7 +77,7 @@ def grouped_bar_chart(
             parts.append(
                 f'<rect x="{LABEL_W}" y="{yy + 2}" width="{w:.1f}" height="{ROW_H - 8}" '
                 f'fill="{COLORS[s]}"><title>{escape(label)} {escape(series[s])}: '
-                f"{_fmt(value, unit)}</title></rect>"
+                f"{escape(_fmt(value, unit))}</title></rect>"
                 f'<text x="{LABEL_W + w + 4:.1f}" y="{yy + 13}" font-size="11">'
                 f"{escape(_fmt(value, unit))}</text>"
             )

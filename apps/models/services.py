@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, InvalidInput
 from apps.models.files import sha256_file, weights_path_resolve
 from apps.models.models import ModelVersion
 from apps.models.selectors import model_version_active, model_version_previous
@@ -27,11 +27,13 @@ def manifest_read(*, weights_file: Path) -> dict:
     try:
         data = json.loads(manifest_file.read_text())
     except json.JSONDecodeError as exc:
-        raise ApiError(
+        raise InvalidInput(
             "invalid_manifest", f"Manifest {manifest_file.name} is not valid JSON: {exc}"
         ) from exc
     if not isinstance(data, dict):
-        raise ApiError("invalid_manifest", f"Manifest {manifest_file.name} must be a JSON object.")
+        raise InvalidInput(
+            "invalid_manifest", f"Manifest {manifest_file.name} must be a JSON object."
+        )
     return data
 
 
@@ -42,7 +44,7 @@ def model_version_register(
         raise PermissionDenied("Registering models needs the register_model permission.")
     weights_file = weights_path_resolve(weights_path)
     if not weights_file.is_file():
-        raise ApiError("weights_not_found", f"No weights file at {weights_file}.", status=400)
+        raise InvalidInput("weights_not_found", f"No weights file at {weights_file}.")
     sha = sha256_file(weights_file)
     manifest = manifest_read(weights_file=weights_file)
     try:
@@ -56,9 +58,7 @@ def model_version_register(
                 registered_by=registered_by,
             )
     except IntegrityError as exc:
-        raise ApiError(
-            "model_version_exists", f"{name} {version} is already registered.", status=409
-        ) from exc
+        raise Conflict("model_version_exists", f"{name} {version} is already registered.") from exc
 
 
 def _require_manage(user) -> None:
@@ -93,7 +93,7 @@ def model_version_rollback(*, user) -> ModelVersion:
     current = model_version_active()
     previous = model_version_previous(exclude=current)
     if previous is None:
-        raise ApiError("no_previous_model", "There is no previously active model.", status=409)
+        raise Conflict("no_previous_model", "There is no previously active model.")
     return model_version_activate(model_version=previous, user=user)
 
 
@@ -114,10 +114,9 @@ def model_version_bundled_register(*, weights_file: Path) -> tuple[ModelVersion,
         defaults={"weights_path": str(weights_file), "sha256": sha, "manifest": manifest},
     )
     if not created and model_version.sha256 != sha:
-        raise ApiError(
+        raise Conflict(
             "model_version_conflict",
             f"{name} {version} is registered with a different sha256; bump the version.",
-            status=409,
         )
     activated = False
     if not ModelVersion.objects.select_for_update().filter(is_active=True).exists():

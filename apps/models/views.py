@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
-from apps.core.exceptions import ApiError
+from apps.core.errors import DomainError
 from apps.core.htmx import htmx_partial, is_htmx_partial
 from apps.core.permissions import perm_required
 from apps.models.models import ModelVersion
@@ -55,7 +55,7 @@ def model_version_activate_view(request: HttpRequest, pk: int) -> HttpResponse:
 def model_version_rollback_view(request: HttpRequest) -> HttpResponse:
     try:
         model_version = model_version_rollback(user=request.user)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Rolled back to {model_version}.")

@@ -16,7 +16,7 @@ from apps.clinical.services import (
     study_requeue_stuck,
     study_retry,
 )
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, InvalidInput
 
 from .conftest import cr_bytes
 
@@ -103,7 +103,7 @@ def test_no_active_model_fails_with_a_code_and_can_be_retried(api_client_a, phan
     study_retry(study_id=study.pk)
     study.refresh_from_db()
     assert study.status == StudyStatus.QUEUED
-    with pytest.raises(ApiError):
+    with pytest.raises(Conflict):
         study_retry(study_id=study.pk)
 
 
@@ -126,9 +126,9 @@ def test_policy_changes_are_versioned_and_validated(role_user):
     second = routing_policy_update(user=admin, min_confidence=0.7, note="tighter")
     assert second.version == first.version + 1
     assert routing_policy_current().min_confidence == 0.7
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(InvalidInput) as err:
         routing_policy_update(user=admin, escalation_chain=[])
     assert "escalation_chain" in err.value.details
-    with pytest.raises(ApiError):
+    with pytest.raises(InvalidInput):
         routing_policy_update(user=admin, min_confidence=1.5)
     assert routing_policy_current().version == second.version

@@ -23,7 +23,7 @@ from apps.clinical.services.escalation import (
 from apps.clinical.services.policy import routing_policy_update
 from apps.clinical.services.review import review_decide, review_task_claim_next
 from apps.clinical.services.thresholds import thresholds_update
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, InvalidInput
 from tests.clinical.review_factories import make_case
 
 pytestmark = pytest.mark.django_db
@@ -115,11 +115,11 @@ def test_webhook_gets_a_json_post(admin_user):
 
 def test_manual_escalation_needs_a_reason_and_the_claim(radiologist, senior):
     task = make_case()
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Conflict) as err:
         review_task_escalate(user=radiologist, study=task.study, reason="unsure")
     assert err.value.code == "not_claimed"
     review_task_claim_next(user=radiologist)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(InvalidInput) as err:
         review_task_escalate(user=radiologist, study=task.study, reason="")
     assert err.value.code == "reason_required"
     review_task_escalate(user=radiologist, study=task.study, reason="unusual anatomy")
@@ -139,7 +139,7 @@ def test_escalating_past_the_top_is_refused(make_user):
     admin = make_user(Role.ADMIN)
     task = make_case(level=EscalationLevel.ADMIN)
     review_task_claim_next(user=admin, escalated=True)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Conflict) as err:
         review_task_escalate(user=admin, study=task.study, reason="x")
     assert err.value.code == "top_of_chain"
     assert ReviewTask.objects.get(pk=task.pk).level == EscalationLevel.ADMIN

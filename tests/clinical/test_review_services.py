@@ -27,7 +27,8 @@ from apps.clinical.services.review import (
     review_task_claim_next,
     review_task_release_idle,
 )
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, Forbidden, InvalidInput
+from apps.core.exceptions import domain_status
 from tests.clinical.review_factories import landmark_rows, make_case
 
 pytestmark = pytest.mark.django_db
@@ -60,19 +61,19 @@ def test_a_reviewer_holding_a_claim_gets_it_back(radiologist):
 def test_radiologists_never_get_escalated_cases(radiologist, senior):
     esc = make_case(level=EscalationLevel.SENIOR)
     assert review_task_claim_next(user=radiologist) is None
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Forbidden) as err:
         review_task_claim_next(user=radiologist, escalated=True)
-    assert err.value.status_code == 403
-    with pytest.raises(ApiError) as err:
+    assert domain_status(err.value) == 403
+    with pytest.raises(Forbidden) as err:
         review_task_claim(user=radiologist, study=esc.study)
-    assert err.value.status_code == 403
+    assert domain_status(err.value) == 403
     assert review_task_claim_next(user=senior, escalated=True).pk == esc.pk
 
 
 def test_claiming_a_case_held_by_someone_else_is_refused(radiologist, make_user):
     task = make_case()
     review_task_claim(user=radiologist, study=task.study)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Conflict) as err:
         review_task_claim(user=make_user(Role.RADIOLOGIST), study=task.study)
     assert err.value.code == "claimed"
 
@@ -121,7 +122,7 @@ def test_moving_a_landmark_makes_a_correction_the_api_result_carries(radiologist
 def test_reject_needs_a_reason_and_keeps_no_landmarks(radiologist):
     task = make_case()
     review_task_claim_next(user=radiologist)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(InvalidInput) as err:
         review_decide(user=radiologist, study=task.study, action="reject", reason="  ")
     assert err.value.code == "reason_required"
     review = review_decide(
@@ -135,15 +136,15 @@ def test_reject_needs_a_reason_and_keeps_no_landmarks(radiologist):
 def test_only_the_claimant_may_decide_and_only_once(radiologist, make_user):
     task = make_case()
     other = make_user(Role.RADIOLOGIST)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Conflict) as err:
         review_decide(user=radiologist, study=task.study, action="accept", landmarks_raw=[])
     assert err.value.code == "not_claimed"
     review_task_claim_next(user=radiologist)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Conflict) as err:
         review_decide(user=other, study=task.study, action="reject", reason="x")
     assert err.value.code == "not_claimed"
     review_decide(user=radiologist, study=task.study, action="reject", reason="x")
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Conflict) as err:
         review_decide(user=radiologist, study=task.study, action="reject", reason="x")
     assert err.value.code == "not_open"
 
@@ -151,9 +152,9 @@ def test_only_the_claimant_may_decide_and_only_once(radiologist, make_user):
 def test_a_radiologist_cannot_close_an_escalated_case(radiologist):
     task = make_case(level=EscalationLevel.SENIOR)
     ReviewTask.objects.filter(pk=task.pk).update(status=TaskStatus.CLAIMED, claimed_by=radiologist)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Forbidden) as err:
         review_decide(user=radiologist, study=task.study, action="reject", reason="x")
-    assert err.value.status_code == 403
+    assert domain_status(err.value) == 403
 
 
 @pytest.mark.parametrize(
@@ -168,7 +169,7 @@ def test_a_radiologist_cannot_close_an_escalated_case(radiologist):
 )  # fmt: skip
 def test_landmarks_from_the_screen_are_validated(change, code):
     task = make_case()
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(InvalidInput) as err:
         landmarks_clean(raw=change(landmark_rows()), study=task.study, before=landmark_rows())
     assert err.value.code == "invalid_landmarks"
 

@@ -12,7 +12,7 @@ from apps.clinical.models import AuditEvent, RoutingPolicy
 from apps.clinical.services.escalation import notifications_current
 from apps.clinical.services.policy import routing_policy_current, routing_policy_update
 from apps.clinical.services.thresholds import policy_history, thresholds_update
-from apps.core.exceptions import ApiError
+from apps.core.errors import InvalidInput
 
 pytestmark = pytest.mark.django_db
 URL = "/clinical/thresholds/"
@@ -86,7 +86,7 @@ def test_invalid_changes_are_refused(admin_client_, overrides, field_text):
 
 def test_no_change_is_not_a_version(admin_user):
     current = routing_policy_current()
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(InvalidInput) as err:
         thresholds_update(user=admin_user, changes={"min_confidence": current.min_confidence})
     assert err.value.code == "no_change"
 

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict
 from mahtqa.urls import urlpatterns as root_patterns
 
 
@@ -27,7 +27,7 @@ class _Never(BaseThrottle):
 
 
 RAISES = {
-    "api-error": ApiError("study_not_ready", "Study is still processing.", 409, {"id": 3}),
+    "domain-error": Conflict("study_not_ready", "Study is still processing.", {"id": 3}),
     "django-404": Http404("gone"),
     "django-403": DjangoPermissionDenied(),
     "too-big": RequestDataTooBig(),
@@ -85,8 +85,8 @@ def test_validation_error_has_field_details(api):
     assert "age" in body["details"]["fields"]
 
 
-def test_api_error_keeps_code_status_details(api):
-    response = api.get("/api/test/api-error/")
+def test_domain_error_keeps_code_status_details(api):
+    response = api.get("/api/test/domain-error/")
     assert response.status_code == 409
     assert response.json() == {
         "code": "study_not_ready", "message": "Study is still processing.", "details": {"id": 3},

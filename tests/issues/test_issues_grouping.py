@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, InvalidInput
+from apps.core.exceptions import domain_status
 from apps.issues.choices import EventKind, Status
 from apps.issues.fingerprint import fingerprint_compute, message_normalise
 from apps.issues.models import Issue, IssueEvent, Occurrence
@@ -132,7 +133,7 @@ def test_merge_moves_occurrences_and_future_repeats(report, engineer):
 
 def test_merge_into_itself_is_refused(report, engineer):
     a, _ = report(title="error A")
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(InvalidInput) as exc:
         issue_merge(source=a, target=a, actor=engineer)
     assert exc.value.code == "invalid_merge"
 
@@ -156,7 +157,7 @@ def test_split_moves_one_occurrence_to_a_new_issue(report, engineer):
 
 def test_split_of_the_only_occurrence_is_refused(report, engineer):
     issue, _ = report(title="alone")
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(InvalidInput) as exc:
         occurrence_split(occurrence=issue.occurrences.get(), actor=engineer)
     assert exc.value.code == "invalid_split"
 
@@ -177,17 +178,17 @@ def test_admin_durations_drive_due_times(report, admin_user):
     now = timezone.now()
     issue, _ = report(title="configurable", severity="high", now=now)
     assert issue.due_at == now + timedelta(minutes=90)
-    with pytest.raises(ApiError):
+    with pytest.raises(InvalidInput):
         issue_settings_update(actor=admin_user, low_due_minutes=0)
 
 
 def test_invalid_transition_is_refused(report, engineer):
     issue, _ = report(title="t")
     issue_triage(issue=issue, actor=engineer, status=Status.RESOLVED)
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(Conflict) as exc:
         issue_triage(issue=issue, actor=engineer, status=Status.IN_PROGRESS)
     assert exc.value.code == "invalid_transition"
-    assert exc.value.status_code == 409
+    assert domain_status(exc.value) == 409
 
 
 def test_triage_records_timeline_events(report, engineer):
@@ -199,6 +200,6 @@ def test_triage_records_timeline_events(report, engineer):
 
 def test_assignee_must_be_able_to_triage(report, radiologist, engineer):
     issue, _ = report(title="t")
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(InvalidInput) as exc:
         issue_triage(issue=issue, actor=engineer, assignee=radiologist)
     assert exc.value.code == "invalid_assignee"

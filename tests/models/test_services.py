@@ -5,7 +5,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from apps.accounts.choices import Role
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, InvalidInput
+from apps.core.exceptions import domain_status
 from apps.models.models import ModelVersion
 from apps.models.selectors import model_version_active, model_version_list
 from apps.models.services import (
@@ -38,11 +39,11 @@ def test_register_absolute_path_without_manifest(tmp_path):
 
 
 def test_register_missing_file_and_duplicate(weights_file):
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(InvalidInput) as exc:
         model_version_register(name="m", version="1", weights_path="missing.pt")
     assert exc.value.code == "weights_not_found"
     model_version_register(name="m", version="1", weights_path=str(weights_file))
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(Conflict) as exc:
         model_version_register(name="m", version="1", weights_path=str(weights_file))
     assert exc.value.code == "model_version_exists"
 
@@ -92,7 +93,7 @@ def test_activate_switches_and_rollback_returns(make_user):
 
 
 def test_rollback_without_history_is_conflict(make_user):
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(Conflict) as exc:
         model_version_rollback(user=make_user(Role.ADMIN))
     assert exc.value.code == "no_previous_model"
-    assert exc.value.status_code == 409
+    assert domain_status(exc.value) == 409

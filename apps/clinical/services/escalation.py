@@ -23,7 +23,7 @@ from apps.clinical.choices import AuditAction, CaseEventKind, EscalationLevel, T
 from apps.clinical.models import CaseEvent, ReviewTask, RoutingPolicy, Study
 from apps.clinical.services.audit import audit_record
 from apps.clinical.services.policy import routing_policy_current
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
 ORDER = [EscalationLevel.RADIOLOGIST, EscalationLevel.SENIOR, EscalationLevel.ADMIN]
@@ -63,18 +63,20 @@ def review_task_escalate(*, user, study: Study, reason: str, ip: str | None = No
     """Manual escalation with a reason, by the reviewer holding the case (or a senior)."""
     reason = (reason or "").strip()[:500]
     if not reason:
-        raise ApiError("reason_required", "Say why you escalate.", details={"reason": "required"})
+        raise InvalidInput(
+            "reason_required", "Say why you escalate.", details={"reason": "required"}
+        )
     policy = routing_policy_current()
     now = timezone.now()
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().filter(study=study).first()
         if task is None or task.status == TaskStatus.DONE:
-            raise ApiError("not_open", "This case is already decided.", 409)
+            raise Conflict("not_open", "This case is already decided.")
         if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
-            raise ApiError("not_claimed", "Claim the case before escalating it.", 409)
+            raise Conflict("not_claimed", "Claim the case before escalating it.")
         to_level = level_next(level=task.level, chain=list(policy.escalation_chain))
         if to_level is None:
-            raise ApiError("top_of_chain", "This case is already at the top of the chain.", 409)
+            raise Conflict("top_of_chain", "This case is already at the top of the chain.")
         from_level = task.level
         _move_up(task, to_level=to_level, sla=policy.sla_minutes, now=now)
         task.escalation_reason = reason

@@ -17,7 +17,7 @@ from apps.clinical.models import Prediction, ReviewTask, Study
 from apps.clinical.routing import route
 from apps.clinical.services.intake import dicom_limits, study_enqueue_on_commit
 from apps.clinical.services.policy import policy_view, routing_policy_current
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, NotFound
 from apps.models.loader import ModelIntegrityError, predictor_for
 from apps.models.selectors import model_version_active
 from mahtqa.cephalometry.measurements import compute_measurements
@@ -208,9 +208,9 @@ def study_retry(*, study_id: int, user=None) -> Study:
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(pk=study_id).first()
         if study is None:
-            raise ApiError("not_found", "No such study.", 404)
+            raise NotFound("not_found", "No such study.")
         if study.status != StudyStatus.FAILED:
-            raise ApiError("not_failed", "Only failed studies can be retried.", 409)
+            raise Conflict("not_failed", "Only failed studies can be retried.")
         study.status = StudyStatus.QUEUED
         study.error_code = study.error_message = ""
         study.attempts = 0

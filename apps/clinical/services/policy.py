@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from apps.clinical.choices import EscalationLevel, ReviewPolicy
 from apps.clinical.models import RoutingPolicy
 from apps.clinical.routing import PolicyView
-from apps.core.exceptions import ApiError
+from apps.core.errors import InvalidInput
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.plausibility import PlausibilityConfig
 
@@ -76,14 +76,14 @@ def _validate(values: dict[str, Any]) -> None:
     except (ValueError, TypeError) as exc:
         errors["plausibility"] = str(exc)
     if errors:
-        raise ApiError("invalid_policy", "The routing policy is not valid.", 400, details=errors)
+        raise InvalidInput("invalid_policy", "The routing policy is not valid.", details=errors)
 
 
 def routing_policy_update(*, user, note: str = "", **changes: Any) -> RoutingPolicy:
     """Store a new version with ``changes`` applied to the current one."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
-        raise ApiError("invalid_policy", f"Unknown settings: {', '.join(sorted(unknown))}.")
+        raise InvalidInput("invalid_policy", f"Unknown settings: {', '.join(sorted(unknown))}.")
     with transaction.atomic():
         current = RoutingPolicy.objects.select_for_update().order_by("-version").first()
         current = current or routing_policy_current()

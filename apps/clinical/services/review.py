@@ -22,7 +22,7 @@ from apps.clinical.models import CaseEvent, Review, ReviewTask, Study
 from apps.clinical.services.audit import audit_record
 from apps.clinical.services.pipeline import analyse_points
 from apps.clinical.services.policy import routing_policy_current
-from apps.core.exceptions import ApiError
+from apps.core.errors import Conflict, Forbidden, InvalidInput
 from apps.core.navigation import user_has_perm
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 
@@ -73,7 +73,7 @@ def review_task_claim_next(*, user, escalated: bool = False, ip: str | None = No
     levels = levels_for(user)
     levels = [lv for lv in levels if lv != EscalationLevel.RADIOLOGIST] if escalated else levels[:1]
     if not levels:
-        raise ApiError("permission_denied", "You may not work this queue.", 403)
+        raise Forbidden("permission_denied", "You may not work this queue.")
     now = timezone.now()
     with transaction.atomic():
         held = (
@@ -108,13 +108,13 @@ def review_task_claim(*, user, study: Study, ip: str | None = None) -> ReviewTas
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().filter(study=study).first()
         if task is None or task.status == TaskStatus.DONE:
-            raise ApiError("not_open", "This case is not waiting for review.", 409)
+            raise Conflict("not_open", "This case is not waiting for review.")
         if not _may_work(user, task):
-            raise ApiError("permission_denied", "This case needs a more senior reviewer.", 403)
+            raise Forbidden("permission_denied", "This case needs a more senior reviewer.")
         if task.status == TaskStatus.CLAIMED:
             if task.claimed_by_id == user.pk:
                 return task
-            raise ApiError("claimed", "Another reviewer has claimed this case.", 409)
+            raise Conflict("claimed", "Another reviewer has claimed this case.")
         _claim(task, user, timezone.now())
     audit_record(
         actor=user,
@@ -132,7 +132,7 @@ def review_task_release(*, user, study: Study) -> ReviewTask:
     with transaction.atomic():
         task = ReviewTask.objects.select_for_update().get(study=study)
         if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
-            raise ApiError("not_claimed", "You do not hold this case.", 409)
+            raise Conflict("not_claimed", "You do not hold this case.")
         task.status = TaskStatus.OPEN
         task.claimed_by = None
         task.claimed_at = task.touched_at = None
@@ -180,10 +180,10 @@ def landmarks_clean(*, raw, study: Study, before: list[dict]) -> list[dict]:
     (placed by a person) and ``corrected: True``.
     """
     if not isinstance(raw, list) or len(raw) != len(ABBREVIATIONS):
-        raise ApiError("invalid_landmarks", f"Send all {len(ABBREVIATIONS)} landmarks.")
+        raise InvalidInput("invalid_landmarks", f"Send all {len(ABBREVIATIONS)} landmarks.")
     by_abbr = {lm.get("abbreviation"): lm for lm in raw if isinstance(lm, dict)}
     if set(by_abbr) != set(ABBREVIATIONS):
-        raise ApiError("invalid_landmarks", "Landmarks must be " + ", ".join(ABBREVIATIONS))
+        raise InvalidInput("invalid_landmarks", "Landmarks must be " + ", ".join(ABBREVIATIONS))
     old = {lm["abbreviation"]: lm for lm in before}
     spacing = study.spacing_mm
     rows = []
@@ -191,11 +191,11 @@ def landmarks_clean(*, raw, study: Study, before: list[dict]) -> list[dict]:
         try:
             x, y = float(by_abbr[abbr]["x"]), float(by_abbr[abbr]["y"])
         except (KeyError, TypeError, ValueError):
-            raise ApiError("invalid_landmarks", f"{abbr} needs numeric x and y.") from None
+            raise InvalidInput("invalid_landmarks", f"{abbr} needs numeric x and y.") from None
         if not (math.isfinite(x) and math.isfinite(y)):
-            raise ApiError("invalid_landmarks", f"{abbr} is not a finite point.")
+            raise InvalidInput("invalid_landmarks", f"{abbr} is not a finite point.")
         if not (0 <= x <= study.cols and 0 <= y <= study.rows):
-            raise ApiError("invalid_landmarks", f"{abbr} lies outside the image.")
+            raise InvalidInput("invalid_landmarks", f"{abbr} lies outside the image.")
         prev = old.get(abbr, {})
         moved = (
             abs(x - prev.get("x", -1e9)) > MOVE_EPSILON_PX
@@ -246,9 +246,9 @@ def review_decide(
     marks the study reviewed and stores before/after, reviewer and time spent."""
     reason = (reason or "").strip()[:500]
     if action not in ("accept", "reject"):
-        raise ApiError("invalid_action", "action must be accept or reject.")
+        raise InvalidInput("invalid_action", "action must be accept or reject.")
     if action == "reject" and not reason:
-        raise ApiError(
+        raise InvalidInput(
             "reason_required", "Say why the image is unusable.", details={"reason": "required"}
         )
     now = timezone.now()
@@ -260,15 +260,14 @@ def review_decide(
             .first()
         )
         if task is None or task.status == TaskStatus.DONE:
-            raise ApiError("not_open", "This case is already decided.", 409)
+            raise Conflict("not_open", "This case is already decided.")
         if not _may_work(user, task):
-            raise ApiError(
+            raise Forbidden(
                 "permission_denied",
                 "Only a senior radiologist or an admin may close an escalated case.",
-                403,
             )
         if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
-            raise ApiError("not_claimed", "Claim the case before deciding it.", 409)
+            raise Conflict("not_claimed", "Claim the case before deciding it.")
         before = task.prediction.landmarks
         if action == "reject":
             outcome, after = ReviewOutcome.REJECTED, []

@@ -11,15 +11,15 @@ from apps.clinical.models import RoutingPolicy
 from apps.clinical.services.audit import audit_record
 from apps.clinical.services.escalation import notifications_current
 from apps.clinical.services.policy import EDITABLE, routing_policy_current, routing_policy_update
-from apps.core.exceptions import ApiError
+from apps.core.errors import InvalidInput
 
 TRACKED = (*EDITABLE, "notifications")
 
 
 def _validate_notifications(value: Any) -> dict:
     if not isinstance(value, dict) or set(value) - {"emails", "webhook_url"}:
-        raise ApiError(
-            "invalid_policy", "The routing policy is not valid.", 400,
+        raise InvalidInput(
+            "invalid_policy", "The routing policy is not valid.",
             details={"notifications": "needs 'emails' and 'webhook_url' only"},
         )  # fmt: skip
     emails = value.get("emails") or {}
@@ -32,7 +32,7 @@ def _validate_notifications(value: Any) -> dict:
     if webhook and not webhook.startswith(("http://", "https://")):
         errors["notifications"] = "webhook_url must be an http(s) URL"
     if errors:
-        raise ApiError("invalid_policy", "The routing policy is not valid.", 400, details=errors)
+        raise InvalidInput("invalid_policy", "The routing policy is not valid.", details=errors)
     return {"emails": {k: list(v) for k, v in emails.items() if v}, "webhook_url": webhook}
 
 
@@ -56,7 +56,7 @@ def thresholds_update(
         if notif is not None and notif != old["notifications"]:
             diff["notifications"] = notif
         if not diff:
-            raise ApiError("no_change", "Nothing changed.", 400)
+            raise InvalidInput("no_change", "Nothing changed.")
         core = {k: v for k, v in diff.items() if k != "notifications"}
         policy = routing_policy_update(user=user, note=note, **core)
         if "notifications" in diff:

@@ -14,7 +14,7 @@ from apps.clinical.services.escalation import notifications_current
 from apps.clinical.services.policy import routing_policy_current
 from apps.clinical.services.thresholds import policy_history, thresholds_update
 from apps.clinical.views.common import client_ip
-from apps.core.exceptions import ApiError
+from apps.core.errors import DomainError
 from apps.core.htmx import htmx_partial
 from apps.core.permissions import perm_required
 
@@ -34,7 +34,7 @@ def thresholds(request: HttpRequest) -> HttpResponse:
                     note=form.cleaned_data["note"],
                     ip=client_ip(request),
                 )
-            except ApiError as exc:
+            except DomainError as exc:
                 for field, msg in (exc.details or {}).items():
                     form.add_error(field if field in form.fields else None, msg)
                 if not exc.details:

@@ -19,8 +19,9 @@ from apps.clinical.review_selectors import (
     review_queue_list,
 )
 from apps.clinical.services.review import review_task_claim_next
-from apps.clinical.views.common import client_ip, error_response
-from apps.core.exceptions import ApiError
+from apps.clinical.views.common import client_ip
+from apps.core.error_pages import domain_error_response
+from apps.core.errors import DomainError
 from apps.core.htmx import htmx_partial
 from apps.core.permissions import perm_required
 from apps.models.models import ModelVersion
@@ -106,8 +107,8 @@ def next_case(request: HttpRequest) -> HttpResponse:
     back = reverse("clinical:escalations" if escalated else "clinical:review_queue")
     try:
         task = review_task_claim_next(user=request.user, escalated=escalated, ip=client_ip(request))
-    except ApiError as exc:
-        return error_response(request, exc, back=back)
+    except DomainError as exc:
+        return domain_error_response(request, exc, back=back)
     if task is None:
         messages.info(request, "The queue is empty.")
         return redirect(back)

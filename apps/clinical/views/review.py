@@ -33,8 +33,9 @@ from apps.clinical.services.review import (
     review_task_release,
     review_task_touch,
 )
-from apps.clinical.views.common import PHI_OR_DEID, client_ip, error_response
-from apps.core.exceptions import ApiError
+from apps.clinical.views.common import PHI_OR_DEID, client_ip
+from apps.core.error_pages import domain_error_fragment, domain_error_response
+from apps.core.errors import DomainError, InvalidInput
 from apps.core.navigation import user_has_perm
 from apps.core.permissions import perm_required
 
@@ -140,8 +141,8 @@ def claim(request: HttpRequest, public_id) -> HttpResponse:
     back = reverse("clinical:review", kwargs={"public_id": study.public_id})
     try:
         review_task_claim(user=request.user, study=study, ip=client_ip(request))
-    except ApiError as exc:
-        return error_response(request, exc, back=reverse("clinical:review_queue"))
+    except DomainError as exc:
+        return domain_error_response(request, exc, back=reverse("clinical:review_queue"))
     return redirect(back)
 
 
@@ -151,8 +152,8 @@ def release(request: HttpRequest, public_id) -> HttpResponse:
     study = _study(request, public_id)
     try:
         review_task_release(user=request.user, study=study)
-    except ApiError as exc:
-        return error_response(request, exc, back=reverse("clinical:review_queue"))
+    except DomainError as exc:
+        return domain_error_response(request, exc, back=reverse("clinical:review_queue"))
     messages.info(request, "The case is back in the queue.")
     return redirect("clinical:review_queue")
 
@@ -161,7 +162,7 @@ def _landmarks_param(request: HttpRequest):
     try:
         return json.loads(request.POST.get("landmarks", ""))
     except ValueError:
-        raise ApiError("invalid_landmarks", "landmarks must be JSON.") from None
+        raise InvalidInput("invalid_landmarks", "landmarks must be JSON.") from None
 
 
 @require_POST
@@ -176,10 +177,8 @@ def recompute(request: HttpRequest, public_id) -> HttpResponse:
         rows = landmarks_clean(
             raw=_landmarks_param(request), study=study, before=task.prediction.landmarks
         )
-    except ApiError as exc:
-        return HttpResponse(
-            f'<p class="error" role="alert">{exc.message}</p>', status=exc.status_code
-        )
+    except DomainError as exc:
+        return domain_error_fragment(request, exc)
     measurements, findings = review_recompute(study=study, landmarks=rows)
     review_task_touch(user=request.user, task=task)
     return render(
@@ -216,8 +215,8 @@ def decide(request: HttpRequest, public_id) -> HttpResponse:
                 reason=reason, ip=ip,
             )  # fmt: skip
             messages.success(request, f"Case {result.get_outcome_display().lower()}.")
-    except ApiError as exc:
-        return error_response(request, exc, back=back)
+    except DomainError as exc:
+        return domain_error_response(request, exc, back=back)
     nxt = (
         "clinical:escalations"
         if request.POST.get("from") == "escalated"

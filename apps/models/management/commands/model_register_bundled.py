@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 import mahtqa
-from apps.core.exceptions import ApiError
+from apps.core.errors import DomainError
 from apps.models.services import model_version_bundled_register
 
 BUNDLED_DIR = Path(mahtqa.__file__).resolve().parent / "engine" / "bundled"
@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 mv, created, activated = model_version_bundled_register(
                     weights_file=weights_file.resolve()
                 )
-            except ApiError as exc:
+            except DomainError as exc:
                 raise CommandError(exc.message) from exc
             self.stdout.write(f"{'Registered' if created else 'Already registered'}: {mv}.")
             if activated:
