@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import platform
-import re
 import socket
 import sys
 import traceback
@@ -38,7 +37,10 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
+from mahtqa.phi import REDACTED, Scrubber, scrub_data, scrub_text
+
 __all__ = [
+    "REDACTED",
     "IssueReportHandler",
     "capture_environment",
     "capture_system_metrics",
@@ -49,107 +51,7 @@ __all__ = [
     "scrub_text",
 ]
 
-REDACTED = "[REDACTED]"
 MAX_FRAMES = 30
-MAX_TEXT = 20_000
-
-# --- PHI scrubbing ---------------------------------------------------------
-
-# A DICOM PersonName: a token with a caret and at least one letter (``DOE^JANE``).
-_PN_CHAR = r"[^\s^\"'<>=:,;()\[\]{}|]"
-_PERSON_NAME_RE = re.compile(rf"{_PN_CHAR}*(?:\^{_PN_CHAR}*)+")
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_DATE = r"\d{1,4}[-/. ]?\d{1,2}[-/. ]?\d{1,4}"
-_DOB_RE = re.compile(
-    rf"(?i)\b(dob|date[ _-]?of[ _-]?birth|birth[ _-]?date|patient'?s? ?birth ?date)"
-    rf"(\W{{0,8}}(?:DA:\s*)?'?)({_DATE})"
-)
-# UIDs "where marked": a study/series/SOP instance UID named as such.
-_UID_RE = re.compile(
-    r"(?i)\b((?:study|series|sop|mediastoragesop)[ _-]?(?:instance)?[ _-]?uid)"
-    r"(\W{0,8}(?:UI:\s*)?'?)"
-    r"([0-9]+(?:\.[0-9]+){2,})"
-)
-# pydicom element reprs and key=value pairs naming a patient identifier.
-_PATIENT_FIELD_RE = re.compile(
-    r"(?i)\b(patient'?s?[ _-]?(?:name|id|address|telephone numbers|mother'?s? birth name)"
-    r"|other patient (?:names|ids))\b(\s*(?:[A-Z]{2}:)?\s*[:=]?\s*'?)([^'\n,;)}\[\]]*)"
-)
-# Keys whose value is always PHI (compared lower-case, without separators).
-PHI_KEYS = frozenset(
-    {
-        "patientname", "patientid", "patientbirthdate", "patientaddress", "patientsaddress",
-        "patientsname", "patientsbirthdate", "otherpatientnames", "otherpatientids",
-        "patientmothersbirthname", "patienttelephonenumbers", "referringphysicianname",
-        "referringphysiciansname", "performingphysicianname", "operatorsname",
-        "accessionnumber", "studyinstanceuid", "seriesinstanceuid", "sopinstanceuid",
-        "mediastoragesopinstanceuid", "birthdate", "dateofbirth", "dob", "email",
-    }
-)  # fmt: skip
-
-
-def _key_is_phi(key: Any) -> bool:
-    return re.sub(r"[^a-z]", "", str(key).lower()) in PHI_KEYS
-
-
-def _phi_patterns(phi_values: Iterable[str]) -> list[re.Pattern[str]]:
-    tokens: set[str] = set()
-    for value in phi_values:
-        value = str(value).strip()
-        if not value:
-            continue
-        tokens.add(value)
-        for part in re.split(r"[\^\s,]+", value):
-            if len(part) >= 2:
-                tokens.add(part)
-    # Longest first so a full value is replaced before its parts.
-    return [
-        re.compile(rf"(?i)(?<![A-Za-z0-9]){re.escape(t)}(?![A-Za-z0-9])")
-        for t in sorted(tokens, key=len, reverse=True)
-    ]
-
-
-def _redact_field(m: re.Match[str]) -> str:
-    if not m.group(3).strip():
-        return m.group(0)
-    return f"{m.group(1)}{m.group(2)}{REDACTED}"
-
-
-def scrub_text(text: Any, phi_values: Iterable[str] = (), *, _patterns=None) -> str:
-    """``text`` with PHI replaced by ``[REDACTED]``."""
-    if text is None:
-        return ""
-    text = str(text)[:MAX_TEXT]
-    patterns = _patterns if _patterns is not None else _phi_patterns(phi_values)
-    text = _PATIENT_FIELD_RE.sub(_redact_field, text)
-    for pattern in patterns:
-        text = pattern.sub(REDACTED, text)
-    text = _DOB_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _UID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _EMAIL_RE.sub(REDACTED, text)
-    if "^" in text:
-        # Only tokens with a letter: traceback markers (``^^^^``) are not names.
-        text = _PERSON_NAME_RE.sub(
-            lambda m: REDACTED if any(c.isalpha() for c in m.group()) else m.group(), text
-        )
-    return text
-
-
-def scrub_data(data: Any, phi_values: Iterable[str] = (), *, _patterns=None) -> Any:
-    """A JSON-able copy of ``data`` with PHI keys redacted and every string scrubbed."""
-    patterns = _patterns if _patterns is not None else _phi_patterns(phi_values)
-    if isinstance(data, Mapping):
-        return {
-            scrub_text(k, _patterns=patterns): (
-                REDACTED if _key_is_phi(k) else scrub_data(v, _patterns=patterns)
-            )
-            for k, v in data.items()
-        }
-    if isinstance(data, (list, tuple, set, frozenset)):
-        return [scrub_data(v, _patterns=patterns) for v in data]
-    if data is None or isinstance(data, (bool, int, float)):
-        return data
-    return scrub_text(data, _patterns=patterns)
 
 
 # --- Traces --------------------------------------------------------------------
@@ -299,20 +201,20 @@ def build_payload(
     links: Mapping[str, Any] | None = None,
     fingerprint: str = "",
 ) -> dict[str, Any]:
-    patterns = _phi_patterns(phi_values)
+    scrubber = Scrubber(values=phi_values)
     payload: dict[str, Any] = {
-        "title": scrub_text(title, _patterns=patterns)[:200],
+        "title": scrubber.text(title)[:200],
         "category": category,
         "severity": severity,
-        "description": scrub_text(description, _patterns=patterns),
-        "reproduction_steps": [scrub_text(s, _patterns=patterns) for s in reproduction_steps],
+        "description": scrubber.text(description),
+        "reproduction_steps": [scrubber.text(s) for s in reproduction_steps],
         "environment": capture_environment(),
         "system_metrics": capture_system_metrics(),
-        "data_state": scrub_data(dict(data_state or {}), _patterns=patterns),
-        "configuration": scrub_data(dict(configuration or {}), _patterns=patterns),
+        "data_state": scrubber.data(dict(data_state or {})),
+        "configuration": scrubber.data(dict(configuration or {})),
     }
     if exc is not None:
-        payload["traces"] = scrub_data(exception_trace(exc), _patterns=patterns)
+        payload["traces"] = scrubber.data(exception_trace(exc))
     if fingerprint:
         payload["fingerprint"] = fingerprint
     for key, value in (links or {}).items():

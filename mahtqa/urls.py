@@ -2,9 +2,19 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.authentication import SessionAuthentication
 
 from apps.accounts.views import home
+from apps.core.permissions import perm_required
+
+# The Swagger page is an HTML page: session only (a token never opens a page), and
+# split so its init script is a file (the CSP allows no inline script).
+api_docs = perm_required(None)(
+    SpectacularSwaggerSplitView.as_view(
+        url_name="api-schema", authentication_classes=[SessionAuthentication]
+    )
+)
 
 urlpatterns = [
     path("", home, name="home"),
@@ -18,7 +28,7 @@ urlpatterns = [
     path("api/v1/", include("apps.clinical.api_urls")),
     path("api/v1/", include("apps.issues.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", api_docs, name="api-docs"),
 ]
 
 handler404 = "apps.core.views.handler404"

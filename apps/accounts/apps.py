@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from apps.accounts import schema  # noqa: F401  (registers the OpenAPI extension)
+        from apps.accounts import schema, signals  # noqa: F401  (OpenAPI extension, receivers)

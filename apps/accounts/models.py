@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
-from apps.accounts.choices import Role
+from apps.accounts.choices import Role, SecurityEventKind
 from apps.accounts.roles import PERMISSIONS
 
 
@@ -36,6 +36,15 @@ class User(AbstractUser):
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles & {str(r) for r in roles})
 
+    @property
+    def is_api_client(self) -> bool:
+        """A machine account: token only, never a password or a session."""
+        if self.is_superuser:
+            return False
+        if hasattr(self, "_machine"):  # annotated by PeopleOnlyBackend.get_user
+            return bool(self._machine)
+        return Role.API_CLIENT.value in self._group_names()
+
 
 class ApiToken(models.Model):
     """A machine credential. Only the SHA-256 of the key is stored.
@@ -64,3 +73,27 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class SecurityEvent(models.Model):
+    """Failed logins, lockouts, unlocks and token failures: the security audit trail.
+
+    ``username`` is what was typed (may name nobody); ``ip_address`` the client's.
+    """
+
+    kind = models.CharField(max_length=32, choices=SecurityEventKind.choices, db_index=True)
+    username = models.CharField(max_length=150, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    path = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.username or self.ip_address}"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hmac
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 
+from apps.accounts.keys import PREFIX_LENGTH, api_key_hash
 from apps.accounts.models import ApiToken
-from apps.accounts.services import PREFIX_LENGTH, api_key_hash
 
 
 def api_token_get_by_key(*, raw_key: str) -> ApiToken | None:
@@ -25,3 +26,8 @@ def api_token_get_by_key(*, raw_key: str) -> ApiToken | None:
 def api_token_list(*, user=None) -> QuerySet[ApiToken]:
     qs = ApiToken.objects.select_related("user")
     return qs.filter(user=user) if user is not None else qs
+
+
+def token_failures_recent(*, ip_address: str) -> int:
+    """Failed token authentications from ``ip_address`` in the current window."""
+    return int(cache.get(f"token-failures:{ip_address}") or 0)

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.accounts.choices import Role
-from apps.accounts.models import ApiToken, User
-
-PREFIX_LENGTH = 8
-
-
-def api_key_hash(*, raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
+from apps.accounts.choices import Role, SecurityEventKind
+from apps.accounts.keys import PREFIX_LENGTH, api_key_hash
+from apps.accounts.models import ApiToken, SecurityEvent, User
+from apps.core.errors import InvalidInput
 
 
 def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
@@ -107,3 +104,48 @@ def demo_users_seed(
         user_role_set(user=user, role=role)
         result.append((username, str(role), shown))
     return result
+
+
+# --- Security: lockouts, unlocks, token failures ----------------------------------
+
+
+def security_event_record(
+    *, kind: str, username: str = "", ip_address: str | None = None, path: str = "",
+    actor: User | None = None, detail: str = "",
+) -> SecurityEvent:  # fmt: skip
+    return SecurityEvent.objects.create(
+        kind=kind, username=username[:150], ip_address=ip_address or None, path=path[:200],
+        actor=actor, detail=detail[:300],
+    )  # fmt: skip
+
+
+def account_unlock(*, actor: User, username: str = "", ip_address: str = "") -> int:
+    """Clear lockouts for a username and/or an IP address (admin only; audited).
+
+    Returns the number of lockout records cleared."""
+    from axes.utils import reset
+
+    if not (username or ip_address):
+        raise InvalidInput("nothing_to_unlock", "Give a username or an IP address.")
+    cleared = reset(username=username or None, ip=ip_address or None)
+    security_event_record(
+        kind=SecurityEventKind.UNLOCKED, username=username, ip_address=ip_address or None,
+        actor=actor, detail=f"{cleared} lockout record(s) cleared",
+    )  # fmt: skip
+    return cleared
+
+
+def token_failure_register(*, ip_address: str, path: str) -> int:
+    """Count a failed token authentication from ``ip_address`` in the current window.
+
+    Returns the failures in the window (cache-backed, shared by all processes)."""
+    key = f"token-failures:{ip_address}"
+    window = settings.MAHTQA_TOKEN_FAILURE_WINDOW_S
+    cache.add(key, 0, timeout=window)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        count = 1
+    security_event_record(kind=SecurityEventKind.TOKEN_FAILED, ip_address=ip_address, path=path)
+    return count

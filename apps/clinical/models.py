@@ -269,3 +269,18 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("The audit trail is append-only.")
+
+
+class PhiDigest(models.Model):
+    """One identifier the system holds, as a keyed hash (HMAC-SHA256): no PHI in the row.
+
+    Fed at intake from the original instance's identifying attributes (names,
+    IDs, birth and study dates, accession numbers, original UIDs); consulted
+    by every PHI scrubber on the server (see ``mahtqa.phi``).
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"PhiDigest {self.digest[:8]}"

@@ -7,10 +7,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import storages
 from django.db.models import Prefetch, QuerySet
 
-from apps.clinical.models import Prediction, Review, Study
+from apps.clinical.models import PhiDigest, Prediction, Review, Study
 from apps.core.navigation import user_has_perm
+from mahtqa.imaging.identity import PatientIdentity, identity_read
+from mahtqa.phi import Scrubber
 
 
 def study_visibility(user) -> str | None:
@@ -54,3 +63,54 @@ def study_latest_prediction(study: Study) -> Prediction | None:
 def study_latest_review(study: Study) -> Review | None:
     reviews = list(study.reviews.all())
     return reviews[0] if reviews else None
+
+
+# --- PHI: published for every app that shows engineer-visible text ------------------
+
+
+def phi_index_key() -> bytes:
+    """The index key, derived from PHI_PSEUDONYM_KEY (a separate domain from pseudonyms)."""
+    base = settings.PHI_PSEUDONYM_KEY.encode()
+    if not base:
+        raise ImproperlyConfigured("PHI_PSEUDONYM_KEY is not set")
+    return hmac.new(base, b"mahtqa-phi-index-v1", hashlib.sha256).digest()
+
+
+def phi_digests_known(*, digests: set[str]) -> set[str]:
+    """Which of ``digests`` the index holds (the lookup of :class:`mahtqa.phi.Scrubber`)."""
+    found: set[str] = set()
+    items = list(digests)
+    for i in range(0, len(items), 1000):
+        found.update(
+            PhiDigest.objects.filter(digest__in=items[i : i + 1000]).values_list(
+                "digest", flat=True
+            )
+        )
+    return found
+
+
+def study_identity(*, study: Study | None) -> PatientIdentity:
+    """The linked study's own identifiers (PHI: memory only) plus its stored UIDs."""
+    if study is None:
+        return PatientIdentity()
+    identity = PatientIdentity()
+    phi_storage = storages["phi"]
+    if study.original_file and phi_storage.exists(study.original_file):
+        with phi_storage.open(study.original_file, "rb") as fh:
+            identity = identity_read(fh.read())
+    extra = (study.sop_instance_uid, study.study_instance_uid)
+    return PatientIdentity(
+        names=identity.names, ids=identity.ids, dates=identity.dates,
+        uids=tuple(dict.fromkeys([*identity.uids, *[u for u in extra if u]])),
+        all_values=tuple(dict.fromkeys([*identity.all_values, *[u for u in extra if u]])),
+    )  # fmt: skip
+
+
+def phi_scrubber(*, study: Study | None = None, values: Iterable[str] = ()) -> Scrubber:
+    """A scrubber that knows the linked study's identifiers and the whole index."""
+    identity = study_identity(study=study)
+    return Scrubber(
+        values=[*identity.all_values, *values],
+        key=phi_index_key(),
+        lookup=lambda digests: phi_digests_known(digests=digests),
+    )

@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.clinical.models import Study
-from apps.core.exceptions import ApiError
+from apps.clinical.selectors import study_get
+from apps.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from apps.core.permissions import api_perm
 from apps.issues.choices import Source
 from apps.issues.models import Issue
@@ -22,7 +22,7 @@ from apps.issues.serializers import (
     issue_payload,
 )
 from apps.issues.services import issue_report
-from apps.models.models import ModelVersion
+from apps.models.selectors import model_version_find
 
 REPORT_PERM = "accounts.report_issue"
 TRIAGE_PERM = "accounts.triage_issue"
@@ -30,30 +30,29 @@ MAX_BODY_BYTES = 1024 * 1024
 LIST_LIMIT = 100
 
 
-def _study(value: Any) -> Study | None:
+def _study(value: Any, *, user: Any) -> Any:
+    """The linked study, if the reporter may see it. "Not yours" and "does not
+    exist" are the same 404, so a client cannot probe other clients' ids."""
     if not value:
         return None
-    study = Study.objects.filter(public_id=value).first()
+    study = study_get(user=user, public_id=value)
     if study is None:
-        raise ApiError("unknown_study", "No study with that id.", details={"field": "study"})
+        raise NotFound("not_found", "No study with that id.", details={"field": "study"})
     return study
 
 
-def _model_version(value: str) -> ModelVersion | None:
+def _model_version(value: str) -> Any:
     if not value:
         return None
-    if value.isdigit():
-        found = ModelVersion.objects.filter(pk=int(value)).first()
-    elif "@" in value:
-        name, version = value.split("@", 1)
-        found = ModelVersion.objects.filter(name=name, version=version).first()
-    else:
-        raise ApiError(
+    try:
+        found = model_version_find(ref=value)
+    except ValueError:
+        raise InvalidInput(
             "invalid_model_version", "model_version is an id or 'name@version'.",
             details={"field": "model_version"},
-        )  # fmt: skip
+        ) from None  # fmt: skip
     if found is None:
-        raise ApiError(
+        raise InvalidInput(
             "unknown_model_version", "No such model version.", details={"field": "model_version"}
         )
     return found
@@ -73,13 +72,13 @@ class IssueListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
-            raise ApiError("payload_too_large", "The report is larger than 1 MiB.", 413)
+            raise PayloadTooLarge("payload_too_large", "The report is larger than 1 MiB.")
         if not isinstance(request.data, dict):
-            raise ApiError("invalid_body", "Send a JSON object.")
+            raise InvalidInput("invalid_body", "Send a JSON object.")
         serializer = IssueReportInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        study = _study(data.pop("study", None))
+        study = _study(data.pop("study", None), user=request.user)
         model_version = _model_version(data.pop("model_version", ""))
         issue, created = issue_report(
             **data, study=study, model_version=model_version, reporter=request.user,
@@ -105,5 +104,5 @@ class IssueDetailApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         issue = Issue.objects.select_related("assignee").filter(pk=pk).first()
         if issue is None:
-            raise ApiError("issue_not_found", "No issue with that id.", 404)
+            raise NotFound("issue_not_found", "No issue with that id.")
         return Response(issue_payload(issue))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
-from mahtqa.reporting import capture_environment, capture_system_metrics, scrub_data
+from mahtqa.phi import Scrubber
+from mahtqa.reporting import capture_environment, capture_system_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def context_build(
     configuration: Mapping[str, Any] | None = None,
     data_state: Mapping[str, Any] | None = None,
     traces: list[dict[str, Any]] | None = None,
-    phi_values: Iterable[str] = (),
+    scrubber: Scrubber,
 ) -> dict[str, Any]:
     """The five sections. Environment and metrics come from the caller when it ran
     elsewhere (a training machine); otherwise from this process. Scrubbed."""
@@ -97,4 +98,4 @@ def context_build(
         "data_state": dict(data_state or {}),
         "error_traces": list(traces or []),
     }
-    return scrub_data(context, phi_values)
+    return scrubber.data(context)

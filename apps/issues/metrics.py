@@ -28,13 +28,12 @@ from django.db.models import (
     Q,
     QuerySet,
 )
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.issues.charts import bar_chart, grouped_bar_chart
 from apps.issues.choices import ACTIVE_STATUSES, DONE_STATUSES, Category
 from apps.issues.models import Issue
-from apps.monitoring.models import ReadinessCheck
+from apps.monitoring.selectors import readiness_uptime
 
 AGE_BUCKETS: list[tuple[str, timedelta, timedelta | None]] = [
     ("< 1 day", timedelta(0), timedelta(days=1)),
@@ -163,32 +162,8 @@ def open_by_age(*, now: datetime | None = None) -> list[dict[str, Any]]:
 
 
 def uptime(*, now: datetime | None = None, days: int = 14) -> dict[str, Any]:
-    now = now or timezone.now()
-    windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-    agg = ReadinessCheck.objects.aggregate(
-        **{f"n_{k}": Count("id", filter=Q(checked_at__gt=now - w)) for k, w in windows.items()},
-        **{
-            f"ok_{k}": Count("id", filter=Q(checked_at__gt=now - w, ok=True))
-            for k, w in windows.items()
-        },
-    )
-    daily = list(
-        ReadinessCheck.objects.filter(checked_at__gt=now - timedelta(days=days))
-        .annotate(day=TruncDate("checked_at"))
-        .values("day")
-        .annotate(n=Count("id"), ok=Count("id", filter=Q(ok=True)))
-        .order_by("day")
-    )
-    return {
-        "windows": {
-            k: {"checks": agg[f"n_{k}"], "uptime_pct": _pct(agg[f"ok_{k}"], agg[f"n_{k}"])}
-            for k in windows
-        },
-        "daily": [
-            {"day": row["day"], "checks": row["n"], "uptime_pct": _pct(row["ok"], row["n"])}
-            for row in daily
-        ],
-    }
+    """Readiness uptime, from the monitoring app's published selector."""
+    return readiness_uptime(now=now, days=days)
 
 
 def metrics_page_context() -> dict[str, Any]:

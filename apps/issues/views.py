@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from apps.clinical.models import Study
-from apps.core.exceptions import ApiError
+from apps.clinical.selectors import study_get
+from apps.core.errors import DomainError, InvalidInput
 from apps.core.htmx import htmx_partial, is_htmx_partial
 from apps.core.permissions import perm_required
 from apps.issues import metrics
@@ -38,7 +38,7 @@ from apps.issues.services import (
     occurrence_split,
 )
 from apps.issues.services.triage import UNCHANGED, assignable_users
-from apps.models.models import ModelVersion
+from apps.models.selectors import model_version_find
 
 VIEW_PERMS = ("accounts.report_issue", "accounts.triage_issue")
 REPORT_PERM = "accounts.report_issue"
@@ -88,7 +88,7 @@ def _assignee_arg(request: HttpRequest):
         return None
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise ApiError("invalid_assignee", "No such user.")
+        raise InvalidInput("invalid_assignee", "No such user.")
     return user
 
 
@@ -109,7 +109,7 @@ def issue_triage_view(request: HttpRequest, pk: int) -> HttpResponse:
             issue=issue, actor=request.user, severity=request.POST.get("severity") or None,
             status=request.POST.get("status") or None, assignee=_assignee_arg(request),
         )  # fmt: skip
-    except ApiError as exc:
+    except DomainError as exc:
         error = exc.message
     if is_htmx_partial(request):
         issue = issue_list(filters=IssueFilters(status="all")).get(pk=issue.pk)
@@ -142,14 +142,14 @@ def issue_bulk_view(request: HttpRequest) -> HttpResponse:
                 get_user_model().objects.filter(username=value).first() if value else None
             )
         else:
-            raise ApiError("invalid_action", "Choose a bulk action.")
+            raise InvalidInput("invalid_action", "Choose a bulk action.")
         if not ids:
-            raise ApiError("no_selection", "Select at least one issue.")
+            raise InvalidInput("no_selection", "Select at least one issue.")
         result = issue_bulk_update(issue_ids=ids, actor=request.user, **kwargs)
         messages.success(request, f"{len(result['updated'])} issue(s) updated.")
         for pk, message in result["errors"].items():
             messages.error(request, f"#{pk}: {message}")
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     query = QueryDict(request.POST.get("return_query", ""))
     if is_htmx_partial(request):
@@ -183,7 +183,7 @@ def issue_comment_view(request: HttpRequest, pk: int) -> HttpResponse:
     issue = get_object_or_404(Issue, pk=pk)
     try:
         issue_comment(issue=issue, actor=request.user, text=request.POST.get("text", ""))
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
     if is_htmx_partial(request):
         context = {"issue": issue, "timeline": issue_timeline(issue=issue)}
@@ -202,7 +202,7 @@ def issue_merge_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("issues:detail", pk=source.pk)
     try:
         issue_merge(source=source, target=target, actor=request.user)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("issues:detail", pk=source.pk)
     messages.success(request, f"#{source.pk} merged into #{target.pk}.")
@@ -215,7 +215,7 @@ def occurrence_split_view(request: HttpRequest, pk: int) -> HttpResponse:
     occurrence = get_object_or_404(Occurrence, pk=pk)
     try:
         new = occurrence_split(occurrence=occurrence, actor=request.user)
-    except ApiError as exc:
+    except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("issues:detail", pk=occurrence.issue_id)
     messages.success(request, f"Occurrence split out into #{new.pk}.")
@@ -227,11 +227,9 @@ def issue_create_view(request: HttpRequest) -> HttpResponse:
     form = IssueReportForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        study = Study.objects.filter(public_id=data["study"]).first() if data["study"] else None
+        study = study_get(user=request.user, public_id=data["study"]) if data["study"] else None
         model_version = (
-            ModelVersion.objects.filter(pk=data["model_version"]).first()
-            if data["model_version"]
-            else None
+            model_version_find(ref=str(data["model_version"])) if data["model_version"] else None
         )
         if data["study"] and study is None:
             form.add_error("study", "No study with that id.")

@@ -21,3 +21,15 @@ def model_version_previous(*, exclude: ModelVersion | None) -> ModelVersion | No
     if exclude is not None:
         qs = qs.exclude(pk=exclude.pk)
     return qs.order_by("-activated_at").first()
+
+
+def model_version_find(*, ref: str) -> ModelVersion | None:
+    """A version by id (``"12"``) or ``"name@version"``; None when there is none.
+
+    Raises ValueError when ``ref`` is neither form."""
+    if ref.isdigit():
+        return ModelVersion.objects.filter(pk=int(ref)).first()
+    if "@" in ref:
+        name, version = ref.split("@", 1)
+        return ModelVersion.objects.filter(name=name, version=version).first()
+    raise ValueError(ref)

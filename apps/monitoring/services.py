@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -47,3 +47,17 @@ def readiness_record(
                 severity="critical" if name == "database" else "high",
             )  # fmt: skip
     return row
+
+
+def readiness_demo_seed(*, now: datetime, hours: int = 14 * 24) -> int:
+    """Demo uptime history (one run an hour, a few failures); only on an empty table."""
+    if ReadinessCheck.objects.exists():
+        return 0
+    rows = [
+        ReadinessCheck(
+            checked_at=now - timedelta(hours=h), source="seed", ok=h % 37 != 5, results={}
+        )  # fmt: skip
+        for h in range(hours)
+    ]
+    ReadinessCheck.objects.bulk_create(rows)
+    return len(rows)

@@ -35,17 +35,23 @@ INSTALLED_APPS = [
     "django_htmx",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "apps.core",
     "apps.accounts",
     "apps.models",
     "apps.monitoring",
     "apps.clinical",
     "apps.issues",
+    "apps.outbox",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "apps.core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -53,6 +59,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "apps.core.error_pages.DomainErrorMiddleware",
+    # Last: turns a lockout flagged by the axes backend into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mahtqa.urls"
@@ -84,6 +93,12 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+# Axes first (refuses locked-out users and counts failures), then password
+# authentication for people only: API-client accounts are token-only.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "apps.accounts.backends.PeopleOnlyBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -146,6 +161,48 @@ EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="maht-qa@localhost")
+
+# --- Brute-force protection, caches, headers ---------------------------------------
+# Password logins (site and /admin/): after AXES_FAILURE_LIMIT failures the
+# username and the client IP are each locked for AXES_COOLOFF_TIME hours; an
+# admin clears a lockout with `manage.py account_unlock` (audited as a security
+# event). Failed token authentications per client IP are limited too.
+AXES_FAILURE_LIMIT = env.int("MAHTQA_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("MAHTQA_LOGIN_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # unlocks go through our audited action and command
+AXES_IPWARE_PROXY_COUNT = env.int("MAHTQA_PROXY_COUNT", default=0) or None
+MAHTQA_TOKEN_FAILURE_LIMIT = env.int("MAHTQA_TOKEN_FAILURE_LIMIT", default=10)
+MAHTQA_TOKEN_FAILURE_WINDOW_S = env.int("MAHTQA_TOKEN_FAILURE_WINDOW_S", default=300)
+# Shared by every process (token-failure counts, DRF throttles): Redis in
+# production (CACHE_URL=redis://host:6379/1); one process in the embedded default.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://mahtqa")}
+
+# Strict CSP: scripts and styles from our own origin only; no inline code, no eval
+# (htmx runs with allowEval off and no indicator <style>, see base.html).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
+    "midi=(), magnetometer=(), gyroscope=(), accelerometer=(), display-capture=(), "
+    "clipboard-read=()"
+)
 
 # --- REST API ----------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -229,6 +286,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.monitoring.tasks.readiness_record_task",
         "schedule": env.float("MAHTQA_READINESS_RECORD_SECONDS", default=60.0),
     },
+    "outbox-purge": {
+        "task": "apps.outbox.tasks.outbox_purge_task",
+        "schedule": env.float("MAHTQA_OUTBOX_PURGE_SECONDS", default=3600.0),
+    },
     "issues-overdue-notify": {
         "task": "apps.issues.tasks.issues_overdue_notify_task",
         "schedule": env.float("MAHTQA_ISSUES_OVERDUE_SECONDS", default=300.0),
@@ -237,13 +298,24 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# --- Outbox ------------------------------------------------------------------------
+# Work that must follow a commit is written to apps.outbox in the same transaction;
+# a dispatcher thread in every worker publishes it (see docs/operations.md).
+MAHTQA_OUTBOX_DISPATCH_IN_WORKER = env.bool("MAHTQA_OUTBOX_DISPATCH_IN_WORKER", default=True)
+MAHTQA_OUTBOX_POLL_S = env.float("MAHTQA_OUTBOX_POLL_S", default=0.5)
+# A published message no worker picked up is published again after this (doubling).
+MAHTQA_OUTBOX_REDELIVER_S = env.float("MAHTQA_OUTBOX_REDELIVER_S", default=20.0)
+MAHTQA_OUTBOX_BACKOFF_MAX_S = env.float("MAHTQA_OUTBOX_BACKOFF_MAX_S", default=5.0)
+MAHTQA_OUTBOX_MAX_PUBLISHES = env.int("MAHTQA_OUTBOX_MAX_PUBLISHES", default=12)
+MAHTQA_OUTBOX_KEEP_HOURS = env.int("MAHTQA_OUTBOX_KEEP_HOURS", default=72)
+
 # --- Logging ---------------------------------------------------------------
 # Never log PHI. The redaction filter is a second line of defence only.
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_phi": {"()": "apps.core.logfilters.RedactPersonNameFilter"}},
+    "filters": {"redact_phi": {"()": "apps.core.logfilters.RedactPhiFilter"}},
     "formatters": {
         "kv": {
             "format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s "
@@ -261,5 +333,6 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": LOG_LEVEL},
+        "axes": {"level": "WARNING"},  # its INFO lines on every login are noise
     },
 }

@@ -16,6 +16,11 @@ DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+# Shared counters (token-failure limits, throttles) must be shared by every
+# process: CACHE_URL, or the broker's Redis when the broker is Redis.
+_cache_default = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "locmemcache://"
+CACHES = {"default": env.cache("CACHE_URL", default=_cache_default)}
+CACHES["default"].setdefault("KEY_PREFIX", "mahtqa-cache")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # HTTPS. Behind a TLS-terminating proxy set DJANGO_SECURE_PROXY_SSL_HEADER=true.

@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken, User
+from tests.helpers import password_login, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +58,8 @@ def test_seed_demo_users_is_idempotent_and_honours_demo_password(monkeypatch, cl
     assert User.objects.get(username="admin").role == "admin"
     assert "demo-pass-123" in first
     assert ApiToken.objects.filter(user__username="demo-pacs").count() == 1
-    assert client.login(username="engineer", password="demo-pass-123")
+    password_login(client, "engineer", "demo-pass-123")
+    assert signed_in(client)
 
 
 def test_seed_demo_users_random_passwords(monkeypatch, client):
@@ -65,7 +67,8 @@ def test_seed_demo_users_random_passwords(monkeypatch, client):
     output = _run("seed_demo_users")
     line = next(ln for ln in output.splitlines() if "login radiologist" in ln)
     password = line.split("password", 1)[1].strip()
-    assert client.login(username="radiologist", password=password)
+    password_login(client, "radiologist", password)
+    assert signed_in(client)
 
 
 def test_seed_demo_users_reset_gives_working_logins_and_new_token(monkeypatch, client):
@@ -73,7 +76,8 @@ def test_seed_demo_users_reset_gives_working_logins_and_new_token(monkeypatch, c
     _run("seed_demo_users")
     output = _run("seed_demo_users", "--reset")
     line = next(ln for ln in output.splitlines() if "login senior" in ln)
-    assert client.login(username="senior", password=line.split("password", 1)[1].strip())
+    password_login(client, "senior", line.split("password", 1)[1].strip())
+    assert signed_in(client)
     key = next(ln for ln in output.splitlines() if "token" in ln).split("token", 1)[1].strip()
     assert ApiToken.objects.filter(user__username="demo-pacs", revoked_at=None).count() == 1
     api = APIClient()

@@ -3,6 +3,7 @@ from django.contrib.auth.models import Group
 
 from apps.accounts.choices import Role
 from apps.accounts.roles import PERMISSIONS, ROLE_PERMISSIONS
+from tests.helpers import password_login, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +60,7 @@ def test_admin_role_opens_the_django_admin(make_user, client):
     user = make_user(None)
     assert not user.is_staff
     user_role_set(user=user, role=Role.ADMIN)
-    assert client.login(username=user.username, password=PASSWORD)
+    password_login(client, user.username, PASSWORD)
+    assert signed_in(client)
     assert client.get("/admin/").status_code == 200
     assert make_user(Role.ENGINEER).is_staff is False

@@ -24,6 +24,7 @@ from apps.clinical.services.policy import routing_policy_update
 from apps.clinical.services.review import review_decide, review_task_claim_next
 from apps.clinical.services.thresholds import thresholds_update
 from apps.core.errors import Conflict, InvalidInput
+from apps.outbox.models import OutboxMessage
 from tests.clinical.review_factories import make_case
 
 pytestmark = pytest.mark.django_db
@@ -46,9 +47,9 @@ def test_overdue_urgent_case_moves_to_senior_with_a_new_sla(
     )
     on_time = make_case(age=timedelta(hours=1))
     review_task_claim_next(user=radiologist)  # the overdue one is claimed: escalation frees it
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert review_task_escalate_overdue() == 1
-    assert len(callbacks) == 1  # one notification scheduled
+    assert review_task_escalate_overdue() == 1
+    notes = OutboxMessage.objects.filter(task="apps.clinical.tasks.review_task_notify_task")
+    assert list(notes.values_list("kwargs", flat=True)) == [{"task_id": task.pk}]  # one, queued
     task.refresh_from_db()
     on_time.refresh_from_db()
     assert task.level == EscalationLevel.SENIOR

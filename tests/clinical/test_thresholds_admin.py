@@ -103,7 +103,8 @@ def test_sla_change_applies_to_the_next_escalation(admin_user):
     assert routing_policy_current().sla_minutes == {"urgent": 15, "normal": 120}
 
 
-@pytest.mark.parametrize("role", ["radiologist", "senior_radiologist", "engineer", "api_client"])
+# API clients never get a session (tests/accounts/test_doors.py, tests/test_permissions.py)
+@pytest.mark.parametrize("role", ["radiologist", "senior_radiologist", "engineer"])
 def test_only_admins_open_the_threshold_page(client_for, role):
     c = client_for(role)
     assert c.get(URL).status_code == 403

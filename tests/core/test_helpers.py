@@ -7,7 +7,7 @@ from django.test import RequestFactory
 from django_htmx.middleware import HtmxMiddleware
 
 from apps.core.htmx import htmx_partial
-from apps.core.logfilters import RedactPersonNameFilter, redact_person_names
+from apps.core.logfilters import RedactPhiFilter, redact_phi
 
 
 def _request(**headers):
@@ -36,34 +36,34 @@ def test_htmx_partial_picks_template(headers, expected, settings, tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("received study for DOE^JOHN today", "received study for [REDACTED-PN] today"),
-        ("name=Smith^Anne^M^^", "name=[REDACTED-PN]"),
+        ("received study for DOE^JOHN today", "received study for [REDACTED] today"),
+        ("name=Smith^Anne^M^^", "name=[REDACTED]"),
         ("plain message, no names", "plain message, no names"),
         ("    ^^^^^^^^", "    ^^^^^^^^"),
     ],
 )
 def test_person_names_are_redacted(text, expected):
-    assert redact_person_names(text) == expected
+    assert redact_phi(text) == expected
 
 
 def test_filter_redacts_args_and_exceptions():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "patient %s", ("Doe^Jane",), None)
-    assert RedactPersonNameFilter().filter(record)
-    assert record.getMessage() == "patient [REDACTED-PN]"
+    assert RedactPhiFilter().filter(record)
+    assert record.getMessage() == "patient [REDACTED]"
     try:
         raise ValueError("bad name Roe^Richard")
     except ValueError:
         import sys
 
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
-    RedactPersonNameFilter().filter(record)
+    RedactPhiFilter().filter(record)
     assert "Roe^Richard" not in record.exc_text
-    assert "[REDACTED-PN]" in record.exc_text
+    assert "[REDACTED]" in record.exc_text
 
 
 def test_configured_logging_uses_the_filter(caplog):
     handler = next(h for h in logging.getLogger().handlers if h.filters)
-    assert any(isinstance(f, RedactPersonNameFilter) for f in handler.filters)
+    assert any(isinstance(f, RedactPhiFilter) for f in handler.filters)
 
 
 def test_phi_storage_has_no_url(settings, tmp_path):

@@ -81,7 +81,7 @@ def test_engineer_session_may_report(engineer_client):
         ({**GOOD, "environment": "linux"}, None, 400, "invalid"),
         ({**GOOD, "data_state": [1]}, None, 400, "invalid"),
         ({**GOOD, "study": "not-a-uuid"}, None, 400, "invalid"),
-        ({**GOOD, "study": "3f2a1c9e-1b2c-4d5e-8f90-1234567890ab"}, None, 400, "unknown_study"),
+        ({**GOOD, "study": "3f2a1c9e-1b2c-4d5e-8f90-1234567890ab"}, None, 404, "not_found"),
         ({**GOOD, "model_version": "latest"}, None, 400, "invalid_model_version"),
         ({**GOOD, "model_version": "999999"}, None, 400, "unknown_model_version"),
         ({**GOOD, "model_version": "nope@1"}, None, 400, "unknown_model_version"),

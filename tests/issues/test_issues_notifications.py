@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.issues.models import Issue, Notification, NotifyThrottle
 from apps.issues.services import issue_triage, issues_overdue_notify
+from tests.helpers import delivered, outbox_run
 
 pytestmark = [
     pytest.mark.django_db,
@@ -23,7 +24,7 @@ LOCMEM = override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.Email
 def test_storm_of_1000_critical_repeats_sends_one_message(
     report, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         for i in range(1000):
             report(title=f"CUDA out of memory at step {i}", category="training",
                    severity="critical")  # fmt: skip
@@ -39,7 +40,7 @@ def test_storm_of_distinct_alerts_for_one_issue_is_throttled(
     report, engineer, django_capture_on_commit_callbacks
 ):
     issue, _ = report(title="flaky", severity="high")
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         for _ in range(50):  # resolve / recur loop: 50 regressions
             issue_triage(issue=issue, actor=engineer, status="resolved")
             report(title="flaky", severity="high")
@@ -56,7 +57,7 @@ def test_after_the_window_a_new_message_may_go(
 ):
     issue, _ = report(title="flaky", severity="high")
     start = timezone.now()
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         issue_triage(issue=issue, actor=engineer, status="resolved", now=start)
         report(title="flaky", now=start)
         issue_triage(issue=issue, actor=engineer, status="resolved", now=start)
@@ -68,7 +69,7 @@ def test_after_the_window_a_new_message_may_go(
 
 @LOCMEM
 def test_non_critical_new_issue_sends_nothing(report, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         report(title="minor", severity="medium")
     assert mail.outbox == []
 
@@ -79,15 +80,16 @@ def test_overdue_digest_once_per_issue(report, django_capture_on_commit_callback
     report(title="old high", severity="high", now=past - timedelta(hours=8))
     report(title="old critical", severity="critical", now=past)
     report(title="fresh low", severity="low")
+    outbox_run()  # the new-critical message of "old critical" goes out first
     mail.outbox.clear()
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         sent = issues_overdue_notify()
     assert sent is not None
     assert len(mail.outbox) == 1
     assert "2 issue(s) past due" in mail.outbox[0].subject
     assert "old high" in mail.outbox[0].body
     assert "fresh low" not in mail.outbox[0].body
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         assert issues_overdue_notify(now=timezone.now() + timedelta(hours=2)) is None
     assert len(mail.outbox) == 1
 
@@ -97,7 +99,7 @@ def test_webhook_failure_is_recorded_not_raised(report, django_capture_on_commit
     from apps.issues.services import issue_settings_update
 
     issue_settings_update(actor=None, webhook_url="http://127.0.0.1:9/hook")
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         report(title="boom", severity="critical")
     notification = Notification.objects.get()
     assert notification.sent_at is not None

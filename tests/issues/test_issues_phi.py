@@ -14,6 +14,7 @@ from apps.issues.models import Issue, IssueEvent, Notification, Occurrence
 from apps.issues.services import issue_report
 from mahtqa.imaging.write import write_cr
 from mahtqa.reporting import exception_trace, scrub_data, scrub_text
+from tests.helpers import delivered
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ def test_patient_name_from_a_dicom_header_is_scrubbed_everywhere(
         raise ValueError(f"Landmark decode failed for patient {ds.PatientName} ({ds.PatientID})")
     except ValueError as exc:
         traces = exception_trace(exc)
-    with django_capture_on_commit_callbacks(execute=True):
+    with delivered():
         issue, _ = issue_report(
             title=f"Decode failed for {ds.PatientName}",
             description=f"Seen on {ds.PatientName}, birth date: 19700101",

@@ -24,8 +24,11 @@ from apps.clinical.models import CaseEvent, ReviewTask, RoutingPolicy, Study
 from apps.clinical.services.audit import audit_record
 from apps.clinical.services.policy import routing_policy_current
 from apps.core.errors import Conflict, InvalidInput
+from apps.outbox.services import outbox_enqueue
 
 logger = logging.getLogger(__name__)
+
+NOTIFY_TASK = "apps.clinical.tasks.review_task_notify_task"
 ORDER = [EscalationLevel.RADIOLOGIST, EscalationLevel.SENIOR, EscalationLevel.ADMIN]
 
 
@@ -85,7 +88,7 @@ def review_task_escalate(*, user, study: Study, reason: str, ip: str | None = No
             study=study, kind=CaseEventKind.ESCALATED, actor=user, level=to_level,
             message=f"{from_level} -> {to_level}: {reason}",
         )  # fmt: skip
-        transaction.on_commit(lambda: _notify_async(task.pk))
+        _notify_enqueue(task.pk)
     audit_record(
         actor=user,
         action=AuditAction.CASE_ESCALATE,
@@ -123,16 +126,15 @@ def review_task_escalate_overdue(*, now=None) -> int:
             )  # fmt: skip
             moved.append(task.pk)
         for pk in moved:
-            transaction.on_commit(lambda pk=pk: _notify_async(pk))
+            _notify_enqueue(pk)
     if moved:
         logger.warning("escalated %d overdue review tasks", len(moved))
     return len(moved)
 
 
-def _notify_async(task_id: int) -> None:
-    from apps.clinical.tasks import review_task_notify_task
-
-    review_task_notify_task.delay(task_id)
+def _notify_enqueue(task_id: int) -> None:
+    """Notify the new level once this transaction commits (through the outbox)."""
+    outbox_enqueue(task=NOTIFY_TASK, kwargs={"task_id": task_id})
 
 
 def review_task_notify(*, task_id: int) -> int:

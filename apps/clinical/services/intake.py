@@ -15,16 +15,21 @@ from django.utils import timezone
 
 from apps.clinical.choices import SpacingSource
 from apps.clinical.models import Study
+from apps.clinical.services.phi_index import phi_index_add
 from apps.clinical.services.policy import routing_policy_current
-from apps.core.exceptions import ApiError
+from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from apps.outbox.services import outbox_enqueue
 from mahtqa.imaging.deid import deidentify, patient_pseudonym, pseudonymize_uid
 from mahtqa.imaging.dicom import DicomLimits, decode_radiograph
 from mahtqa.imaging.errors import ImagingError
+from mahtqa.imaging.identity import identity_read
 
 logger = logging.getLogger(__name__)
 
-# imaging error code -> HTTP status (everything else is 400)
-_STATUS = {"image_too_large": 413, "unsupported_transfer_syntax": 415}
+INFER_TASK = "apps.clinical.tasks.study_infer_task"
+
+# imaging error code -> domain error (everything else is invalid input)
+_ERRORS = {"image_too_large": PayloadTooLarge, "unsupported_transfer_syntax": UnsupportedMediaType}
 
 
 def dicom_limits() -> DicomLimits:
@@ -50,15 +55,14 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     """
     started = time.perf_counter()
     if len(data) > settings.DICOM_MAX_UPLOAD_BYTES:
-        raise ApiError(
+        raise PayloadTooLarge(
             "payload_too_large",
             f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
-            413,
         )
     try:
         image = decode_radiograph(data, limits=dicom_limits())
     except ImagingError as exc:
-        raise ApiError(exc.code, exc.message, _STATUS.get(exc.code, 400)) from None
+        raise _ERRORS.get(exc.code, InvalidInput)(exc.code, exc.message) from None
     header = image.header
     existing = Study.objects.filter(
         submitted_by=user, sop_instance_uid=header.sop_instance_uid
@@ -97,7 +101,8 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
                 enqueued_at=timezone.now(),
                 receive_ms=(time.perf_counter() - started) * 1000,
             )
-            study_enqueue_on_commit(study_id=study.pk)
+            phi_index_add(identity=identity_read(data))
+            study_enqueue(study_id=study.pk)
     except IntegrityError:
         # The same instance arrived twice at once: keep the first, drop our files.
         phi_storage.delete(original_name)
@@ -112,8 +117,11 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     return study, True
 
 
-def study_enqueue_on_commit(*, study_id: int) -> None:
-    """Wake a worker once the row is committed (the row, not the message, is the truth)."""
-    from apps.clinical.tasks import study_infer_task
+def study_enqueue(*, study_id: int) -> None:
+    """Ask for inference, in the caller's transaction (the outbox: commits with the row).
 
-    transaction.on_commit(lambda: study_infer_task.delay(study_id))
+    One live request per study: enqueueing twice before a worker picks it up is one
+    message. Published by the dispatcher in the workers, never by the web request."""
+    outbox_enqueue(
+        task=INFER_TASK, kwargs={"study_id": study_id}, dedupe_key=f"study-infer:{study_id}"
+    )

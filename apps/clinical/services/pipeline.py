@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.clinical.choices import Destination, StudyStatus, TaskStatus
 from apps.clinical.models import Prediction, ReviewTask, Study
 from apps.clinical.routing import route
-from apps.clinical.services.intake import dicom_limits, study_enqueue_on_commit
+from apps.clinical.services.intake import dicom_limits, study_enqueue
 from apps.clinical.services.policy import policy_view, routing_policy_current
 from apps.core.errors import Conflict, NotFound
 from apps.models.loader import ModelIntegrityError, predictor_for
@@ -216,7 +216,7 @@ def study_retry(*, study_id: int, user=None) -> Study:
         study.attempts = 0
         study.enqueued_at = timezone.now()
         study.save()
-        study_enqueue_on_commit(study_id=study.pk)
+        study_enqueue(study_id=study.pk)
     return study
 
 
@@ -238,7 +238,7 @@ def study_requeue_stuck(*, lease_seconds: int = 600) -> int:
         )
         Study.objects.filter(pk__in=stuck).update(enqueued_at=timezone.now())
         for pk in stuck:
-            study_enqueue_on_commit(study_id=pk)
+            study_enqueue(study_id=pk)
     if stuck:
         logger.warning("re-enqueued %d stuck studies", len(stuck))
     return len(stuck)

@@ -23,8 +23,11 @@ from django.utils import timezone
 
 from apps.issues.choices import ACTIVE_STATUSES, NotificationKind
 from apps.issues.models import Issue, IssueSettings, Notification, NotifyThrottle
+from apps.outbox.services import outbox_enqueue
 
 logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "apps.issues.tasks.notification_deliver_task"
 
 OVERDUE_DIGEST_MAX = 50
 
@@ -68,7 +71,11 @@ def notification_send(
         notification = Notification.objects.create(
             kind=kind, key=key[:100], issue=issue, subject=subject[:250], body=body
         )
-    transaction.on_commit(lambda: notification_deliver(notification_id=notification.pk))
+        # Delivered by a worker once this commits (the outbox), never inside the request.
+        outbox_enqueue(
+            task=DELIVER_TASK, kwargs={"notification_id": notification.pk},
+            dedupe_key=f"issue-notification:{notification.pk}",
+        )  # fmt: skip
     return notification
 
 
@@ -118,9 +125,13 @@ def notification_deliver(*, notification_id: int) -> Notification:
             urllib.request.urlopen(request, timeout=3).close()  # noqa: S310
         except Exception as exc:  # noqa: BLE001
             errors.append(f"webhook:{type(exc).__name__}")
+    attempted = int(bool(recipients)) + int(config.webhook_url.startswith(("http://", "https://")))
     notification.recipients = recipients
-    notification.sent_at = timezone.now()
     notification.error = " ".join(errors)[:200]
+    # Sent once any channel delivered (a retry must not repeat it); when every channel
+    # failed it stays unsent and the delivery task retries with back-off.
+    if len(errors) < attempted or attempted == 0:
+        notification.sent_at = timezone.now()
     notification.save(update_fields=["recipients", "sent_at", "error"])
     if errors:
         logger.warning("issue notification %s: %s", notification.pk, notification.error)

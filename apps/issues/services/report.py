@@ -12,14 +12,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.exceptions import ApiError
+from apps.clinical.selectors import phi_scrubber
+from apps.core.errors import InvalidInput
 from apps.issues.choices import DONE_STATUSES, Category, EventKind, Severity, Source, Status
 from apps.issues.context import context_build
 from apps.issues.fingerprint import fingerprint_compute
 from apps.issues.models import Fingerprint, Issue, IssueEvent, Occurrence, ReproductionStep
 from apps.issues.services.notify import issue_notify_new_critical, issue_notify_regression
 from apps.issues.services.triage import issue_settings_get
-from mahtqa.reporting import scrub_data, scrub_text
 
 logger = logging.getLogger(__name__)
 
@@ -86,39 +86,40 @@ def issue_report(
     recurrence. Everything stored is scrubbed of PHI first.
     """
     if category not in Category.values:
-        raise ApiError("invalid_category", f"category must be one of {Category.values}.")
+        raise InvalidInput("invalid_category", f"category must be one of {Category.values}.")
     if severity not in Severity.values:
-        raise ApiError("invalid_severity", f"severity must be one of {Severity.values}.")
+        raise InvalidInput("invalid_severity", f"severity must be one of {Severity.values}.")
     now = now or timezone.now()
-    phi_values = list(phi_values)
-    traces = scrub_data(list(traces or []), phi_values)
+    # Everything stored is scrubbed against the patterns, the linked study's own
+    # identifiers, the caller's phi_values and the index of every identifier held.
+    scrub = phi_scrubber(study=study, values=list(phi_values))
+    traces = scrub.data(list(traces or []))
     innermost = traces[-1] if traces else {}
-    exception_type = scrub_text(exception_type or innermost.get("type", ""), phi_values)[:200]
-    message = scrub_text(message or innermost.get("message", "") or title, phi_values)
-    title = scrub_text(title, phi_values).strip()[:200]
+    exception_type = scrub.text(exception_type or innermost.get("type", ""))[:200]
+    message = scrub.text(message or innermost.get("message", "") or title)
+    title = scrub.text(title).strip()[:200]
     if not title:
-        raise ApiError("invalid_title", "title must not be empty.")
-    steps = [scrub_text(s, phi_values) for s in reproduction_steps if str(s).strip()][:MAX_STEPS]
+        raise InvalidInput("invalid_title", "title must not be empty.")
+    steps = [scrub.text(s) for s in reproduction_steps if str(s).strip()][:MAX_STEPS]
     fp = _fingerprint(
         category=category, given=fingerprint, exception_type=exception_type,
         frames=innermost.get("frames") or [], message=message,
     )  # fmt: skip
     known_issue_id = Fingerprint.objects.filter(value=fp).values_list("issue_id", flat=True).first()
-    occurrence_context = scrub_data(
-        {"data_state": dict(data_state or {}), "system_metrics": dict(system_metrics or {})},
-        phi_values,
+    occurrence_context = scrub.data(
+        {"data_state": dict(data_state or {}), "system_metrics": dict(system_metrics or {})}
     )
     issue_context = None
     if known_issue_id is None:  # full capture only for a new issue (repeats stay cheap)
         issue_context = context_build(
             environment=environment, system_metrics=system_metrics, configuration=configuration,
-            data_state=data_state, traces=traces, phi_values=phi_values,
+            data_state=data_state, traces=traces, scrubber=scrub,
         )  # fmt: skip
     fields = {
-        "title": title, "description": scrub_text(description, phi_values),
+        "title": title, "description": scrub.text(description),
         "category": category, "severity": severity, "source": source,
         "exception_type": exception_type, "study": study,
-        "dataset_name": scrub_text(dataset_name, phi_values)[:200],
+        "dataset_name": scrub.text(dataset_name)[:200],
         "model_version": model_version, "context": issue_context or {},
     }  # fmt: skip
 
@@ -133,7 +134,7 @@ def issue_report(
                         fields["context"] = context_build(
                             environment=environment, system_metrics=system_metrics,
                             configuration=configuration, data_state=data_state, traces=traces,
-                            phi_values=phi_values,
+                            scrubber=scrub,
                         )  # fmt: skip
                     issue = _issue_create(
                         fingerprint=fp, now=now, fields=fields, steps=steps, reporter=reporter

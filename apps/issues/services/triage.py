@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from apps.core.exceptions import ApiError
+from apps.clinical.selectors import phi_scrubber
+from apps.core.errors import Conflict, DomainError, InvalidInput
 from apps.issues.choices import SEVERITY_RANK, TRANSITIONS, EventKind, Severity, Status
 from apps.issues.models import Fingerprint, Issue, IssueEvent, IssueSettings, Occurrence
 
@@ -32,10 +33,10 @@ def issue_settings_update(*, actor: Any, **fields: Any) -> IssueSettings:
     }  # fmt: skip
     unknown = set(fields) - allowed
     if unknown:
-        raise ApiError("invalid_field", f"Unknown settings: {', '.join(sorted(unknown))}.")
+        raise InvalidInput("invalid_field", f"Unknown settings: {', '.join(sorted(unknown))}.")
     for name, value in fields.items():
         if name.endswith("_minutes") and (not isinstance(value, int) or value <= 0):
-            raise ApiError("invalid_duration", f"{name} must be a positive number of minutes.")
+            raise InvalidInput("invalid_duration", f"{name} must be a positive number of minutes.")
     row = issue_settings_get()
     for name, value in fields.items():
         setattr(row, name, value)
@@ -64,14 +65,13 @@ def _event(issue: Issue, kind: str, actor: Any, now: datetime, **kw: Any) -> Iss
 
 def _status_apply(*, issue: Issue, status: str, actor: Any, now: datetime) -> None:
     if status not in Status.values:
-        raise ApiError("invalid_status", f"status must be one of {Status.values}.")
+        raise InvalidInput("invalid_status", f"status must be one of {Status.values}.")
     if status == issue.status:
         return
     if status not in TRANSITIONS[issue.status]:
-        raise ApiError(
+        raise Conflict(
             "invalid_transition",
             f"An issue cannot go from {issue.status} to {status}.",
-            status=409,
             details={"allowed": sorted(TRANSITIONS[issue.status])},
         )
     _event(issue, EventKind.STATUS, actor, now, from_value=issue.status, to_value=status)
@@ -99,10 +99,12 @@ def issue_triage(
     with transaction.atomic():
         issue = Issue.objects.select_for_update().get(pk=issue.pk)
         if issue.merged_into_id:
-            raise ApiError("issue_merged", f"Issue {issue.pk} was merged into another.", 409)
+            raise Conflict("issue_merged", f"Issue {issue.pk} was merged into another.")
         if severity is not None and severity != issue.severity:
             if severity not in Severity.values:
-                raise ApiError("invalid_severity", f"severity must be one of {Severity.values}.")
+                raise InvalidInput(
+                    "invalid_severity", f"severity must be one of {Severity.values}."
+                )
             _event(
                 issue, EventKind.SEVERITY, actor, now, from_value=issue.severity, to_value=severity
             )
@@ -115,7 +117,7 @@ def issue_triage(
             _status_apply(issue=issue, status=status, actor=actor, now=now)
         if assignee is not UNCHANGED and assignee != issue.assignee:
             if assignee is not None and not assignee.has_perm(TRIAGE_PERM):
-                raise ApiError("invalid_assignee", "The assignee cannot triage issues.")
+                raise InvalidInput("invalid_assignee", "The assignee cannot triage issues.")
             _event(
                 issue, EventKind.ASSIGNMENT, actor, now,
                 from_value=issue.assignee.username if issue.assignee else "",
@@ -131,11 +133,9 @@ def issue_triage(
 
 
 def issue_comment(*, issue: Issue, actor: Any, text: str) -> IssueEvent:
-    from mahtqa.reporting import scrub_text
-
-    text = scrub_text(text).strip()
+    text = phi_scrubber(study=issue.study).text(text).strip()
     if not text:
-        raise ApiError("invalid_comment", "A comment needs some text.")
+        raise InvalidInput("invalid_comment", "A comment needs some text.")
     return _event(issue, EventKind.COMMENT, actor, timezone.now(), text=text[:10_000])
 
 
@@ -151,7 +151,7 @@ def issue_bulk_update(
                 issue=issue, actor=actor, severity=severity, status=status, assignee=assignee
             )
             updated.append(issue.pk)
-        except ApiError as exc:
+        except DomainError as exc:
             errors[issue.pk] = exc.message
     return {"updated": updated, "errors": errors}
 
@@ -159,7 +159,7 @@ def issue_bulk_update(
 def issue_merge(*, source: Issue, target: Issue, actor: Any) -> Issue:
     """Fold ``source`` into ``target``: occurrences, fingerprints and counts move."""
     if source.pk == target.pk:
-        raise ApiError("invalid_merge", "An issue cannot be merged into itself.")
+        raise InvalidInput("invalid_merge", "An issue cannot be merged into itself.")
     now = timezone.now()
     with transaction.atomic():
         locked = {
@@ -167,7 +167,7 @@ def issue_merge(*, source: Issue, target: Issue, actor: Any) -> Issue:
         }
         source, target = locked[source.pk], locked[target.pk]
         if source.merged_into_id or target.merged_into_id:
-            raise ApiError("issue_merged", "One of the issues was already merged.", 409)
+            raise Conflict("issue_merged", "One of the issues was already merged.")
         Occurrence.objects.filter(issue=source).update(issue=target)
         Fingerprint.objects.filter(issue=source).update(issue=target)
         target.occurrence_count += source.occurrence_count
@@ -199,7 +199,7 @@ def occurrence_split(*, occurrence: Occurrence, actor: Any) -> Issue:
     with transaction.atomic():
         original = Issue.objects.select_for_update().get(pk=occurrence.issue_id)
         if original.occurrence_count <= 1:
-            raise ApiError("invalid_split", "The only occurrence of an issue cannot be split.")
+            raise InvalidInput("invalid_split", "The only occurrence of an issue cannot be split.")
         fp = hashlib.sha256(f"split|{original.fingerprint}|{occurrence.pk}".encode()).hexdigest()
         title = (
             f"{occurrence.exception_type}: {occurrence.message}"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.issues.choices import Source, Status
 from apps.issues.models import Issue
 from apps.issues.services import issue_comment, issue_report, issue_triage
-from apps.monitoring.models import ReadinessCheck
+from apps.monitoring.services import readiness_demo_seed
 
 # (title, category, severity, exception type, repeats, age hours, final status)
 DEMO = [
@@ -155,16 +155,7 @@ class Command(BaseCommand):
                 exception_type=DEMO[2][3], source=Source.SEED, reporter=engineer,
                 fingerprint="demo-2", now=now - timedelta(hours=1),
             )  # fmt: skip
-            if not ReadinessCheck.objects.exists():
-                ReadinessCheck.objects.bulk_create(
-                    ReadinessCheck(
-                        checked_at=now - timedelta(hours=h),
-                        source="seed",
-                        ok=h % 37 != 5,
-                        results={},
-                    )  # fmt: skip
-                    for h in range(14 * 24)
-                )
+            readiness_demo_seed(now=now)
         self.stdout.write(self.style.SUCCESS(f"Seeded {len(DEMO)} demo issues."))
 
     def _walk(self, issue: Issue, status: str, actor, when) -> None:

@@ -1,0 +1,46 @@
+"""Reads for monitoring, published for other apps (issues: uptime on the metrics page)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from apps.monitoring.models import ReadinessCheck
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None
+
+
+def readiness_uptime(*, now: datetime | None = None, days: int = 14) -> dict[str, Any]:
+    """Share of passing readiness runs per window (24 h, 7 d, 30 d) and per day."""
+    now = now or timezone.now()
+    windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+    agg = ReadinessCheck.objects.aggregate(
+        **{f"n_{k}": Count("id", filter=Q(checked_at__gt=now - w)) for k, w in windows.items()},
+        **{
+            f"ok_{k}": Count("id", filter=Q(checked_at__gt=now - w, ok=True))
+            for k, w in windows.items()
+        },
+    )
+    daily = list(
+        ReadinessCheck.objects.filter(checked_at__gt=now - timedelta(days=days))
+        .annotate(day=TruncDate("checked_at"))
+        .values("day")
+        .annotate(n=Count("id"), ok=Count("id", filter=Q(ok=True)))
+        .order_by("day")
+    )
+    return {
+        "windows": {
+            k: {"checks": agg[f"n_{k}"], "uptime_pct": _pct(agg[f"ok_{k}"], agg[f"n_{k}"])}
+            for k in windows
+        },
+        "daily": [
+            {"day": row["day"], "checks": row["n"], "uptime_pct": _pct(row["ok"], row["n"])}
+            for row in daily
+        ],
+    }

@@ -1,0 +1,68 @@
+"""The dispatcher loop: a thread in every Celery worker that publishes due outbox rows.
+
+Registered on the worker in ``mahtqa.celery``. Each round claims due rows
+with ``SKIP LOCKED``, so any number of workers share the work without
+publishing a row twice. Sleeps ``MAHTQA_OUTBOX_POLL_S`` between rounds, less
+when a round was full. A database or broker outage only makes it wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import bootsteps
+
+logger = logging.getLogger(__name__)
+
+
+def dispatch_forever(stop: threading.Event, *, poll_s: float, on_round: Any = None) -> None:
+    from django.db import close_old_connections, connection
+
+    from apps.outbox.services import outbox_dispatch
+
+    backoff = poll_s
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            result = outbox_dispatch(limit=200)
+            if on_round is not None:
+                on_round()
+            busy = result.published + result.republished >= 200
+            backoff = poll_s
+            stop.wait(0 if busy else poll_s)
+        except Exception as exc:  # noqa: BLE001 - the database is down: wait and try again
+            logger.warning("outbox dispatcher: %s; retrying in %.1f s", type(exc).__name__, backoff)
+            connection.close()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+class OutboxDispatcher(bootsteps.StartStopStep):
+    """Starts the dispatcher thread with the worker and stops it on shutdown."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, worker: Any) -> None:
+        from django.conf import settings
+
+        if not settings.MAHTQA_OUTBOX_DISPATCH_IN_WORKER:
+            return
+        poll_s = settings.MAHTQA_OUTBOX_POLL_S
+        self._thread = threading.Thread(
+            target=dispatch_forever, args=(self._stop,), kwargs={"poll_s": poll_s},
+            name="outbox-dispatcher", daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+        logger.info("outbox dispatcher started (every %.2f s)", poll_s)
+
+    def stop(self, worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,11 @@
+// Small behaviours for every page, without inline handlers (the CSP forbids them).
+(function () {
+  "use strict";
+  // <select data-autosubmit>: submit its form when the choice changes.
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el && el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) {
+      el.form.submit();
+    }
+  });
+})();
