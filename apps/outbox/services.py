@@ -74,9 +74,7 @@ def _redeliver_after_s(publish_count: int) -> float:
     return min(base * 2 ** max(0, publish_count - 1), 20 * base)
 
 
-def _publish(message: OutboxMessage) -> None:
-    from mahtqa.celery import app
-
+def _publish(message: OutboxMessage, app: Any) -> None:
     app.send_task(
         message.task, kwargs=message.kwargs,
         task_id=f"outbox-{message.pk}-{message.publish_count + 1}",
@@ -84,10 +82,15 @@ def _publish(message: OutboxMessage) -> None:
     )  # fmt: skip
 
 
-def outbox_dispatch(*, limit: int = 200, now: datetime | None = None) -> DispatchResult:
+def outbox_dispatch(
+    *, limit: int = 200, now: datetime | None = None, app: Any = None
+) -> DispatchResult:
     """Publish due messages (new ones, failed ones after their back-off, and
     published ones no worker picked up in time). Safe to run in many processes
-    at once: rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``."""
+    at once: rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``.
+    ``app``: the Celery app to publish with (default: the project's)."""
+    if app is None:
+        from mahtqa.celery import app
     now = now or timezone.now()
     published = republished = failed = dead = 0
     max_publishes = settings.MAHTQA_OUTBOX_MAX_PUBLISHES
@@ -106,10 +109,11 @@ def outbox_dispatch(*, limit: int = 200, now: datetime | None = None) -> Dispatc
                 dead += 1
                 continue
             try:
-                _publish(message)
+                _publish(message, app)
             except Exception as exc:  # noqa: BLE001 - any broker failure: back off, keep the row
                 message.failures += 1
-                message.available_at = now + timedelta(seconds=_backoff_s(message.failures))
+                failed_at = max(now, timezone.now())  # a dead broker can take seconds
+                message.available_at = failed_at + timedelta(seconds=_backoff_s(message.failures))
                 message.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 message.save(update_fields=["failures", "available_at", "last_error"])
                 failed += 1
