@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from apps.core import errors
+from apps.core.unavailable import RETRY_AFTER_S, unavailable_body, unavailable_dependency
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, errors.DomainError):
         set_rollback()
         return Response(error_body(exc.code, exc.message, exc.details), status=domain_status(exc))
+
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        set_rollback()
+        return Response(
+            unavailable_body(dependency), status=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )  # fmt: skip
 
     if not isinstance(exc, exceptions.APIException):
         return None
