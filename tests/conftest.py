@@ -1,5 +1,15 @@
 """Shared fixtures.
 
+Role groups: ``_roles`` (autouse)
+    The role groups come from a data migration, so a transactional test's flush
+    deletes them. Every test that uses the database gets them back (only missing
+    groups are created, from ``apps.accounts.roles``; groups that exist are left as
+    they are, so a test of the migration still sees the migration's groups).
+
+Factories: tests/factories/ (one module per app), e.g. ``UserFactory(role=...)``,
+    ``ApiClientFactory()`` (``.raw_key``), ``StudyFactory(files=True)``,
+    ``ReviewTaskFactory()``, ``IssueFactory(occurrences=2)``.
+
 Users and clients
     ``user_factory`` / ``make_user(role=...)``; ``radiologist``, ``senior``,
     ``engineer``, ``admin_user``, ``api_client_user`` (users);
@@ -66,6 +76,41 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, interval
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+_DB_FIXTURES = {
+    "db", "transactional_db", "live_server", "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+}  # fmt: skip
+
+
+def role_groups_restore() -> None:
+    """Create the role groups that are missing (from ``apps.accounts.roles``)."""
+    from django.contrib.auth.models import Group, Permission
+
+    from apps.accounts.roles import ROLE_PERMISSIONS
+
+    present = set(
+        Group.objects.filter(name__in=list(ROLE_PERMISSIONS)).values_list("name", flat=True)
+    )
+    for role, codenames in ROLE_PERMISSIONS.items():
+        if str(role) in present:
+            continue
+        group = Group.objects.create(name=str(role))
+        group.permissions.set(
+            Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _roles(request):
+    """Restore the data-migration role groups for every test that uses the database."""
+    if not (
+        request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames)
+    ):
+        return
+    request.getfixturevalue("db")  # transactional or not, as the test asked
+    role_groups_restore()
 
 
 @pytest.fixture

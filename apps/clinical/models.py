@@ -52,6 +52,9 @@ class Study(models.Model):
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # "hostname:main-pid" of the worker processing it: a study held by a worker that
+    # stopped beating is taken over (study_requeue_stuck).
+    worker = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

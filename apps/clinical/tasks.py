@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from apps.clinical import services
+from apps.outbox.worker import worker_key
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,12 @@ def _on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ARG001
     on_failure=_on_failure,
 )
 def study_infer_task(self, study_id: int) -> str:  # noqa: ARG001
-    return services.study_infer(study_id=study_id)
+    return services.study_infer(study_id=study_id, worker=worker_key())
 
 
 @shared_task(acks_late=True)
 def study_requeue_stuck_task(lease_seconds: int | None = None) -> int:
-    lease = lease_seconds or getattr(settings, "MAHTQA_STUDY_LEASE_S", 600)
-    return services.study_requeue_stuck(lease_seconds=lease)
+    return services.study_requeue_stuck(lease_seconds=lease_seconds)
 
 
 @shared_task(acks_late=True)

@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from apps.monitoring.models import ReadinessCheck
+from apps.monitoring.models import Heartbeat, ReadinessCheck
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -44,3 +44,15 @@ def readiness_uptime(*, now: datetime | None = None, days: int = 14) -> dict[str
             for row in daily
         ],
     }
+
+
+WORKER_PREFIX = "worker:"
+
+
+def worker_keys_alive(*, within_s: float, now: datetime | None = None) -> set[str]:
+    """Keys (``hostname:main-pid``) of workers whose main process beat within ``within_s``."""
+    since = (now or timezone.now()) - timedelta(seconds=within_s)
+    sources = Heartbeat.objects.filter(
+        source__startswith=WORKER_PREFIX, seen_at__gte=since
+    ).values_list("source", flat=True)
+    return {s.removeprefix(WORKER_PREFIX) for s in sources}

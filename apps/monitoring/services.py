@@ -61,3 +61,9 @@ def readiness_demo_seed(*, now: datetime, hours: int = 14 * 24) -> int:
     ]
     ReadinessCheck.objects.bulk_create(rows)
     return len(rows)
+
+
+def worker_heartbeat_record(*, worker_key: str) -> None:
+    """The main process of worker ``hostname:pid`` is alive (its dispatcher loop, every
+    few seconds). A study held by a key that stopped beating is taken over."""
+    heartbeat_record(source=f"worker:{worker_key}", hostname=worker_key.rsplit(":", 1)[0])

@@ -9,7 +9,9 @@ when a round was full. A database or broker outage only makes it wait.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from typing import Any
 
 from celery import bootsteps
@@ -39,8 +41,38 @@ def dispatch_forever(stop: threading.Event, *, poll_s: float, on_round: Any = No
             backoff = min(backoff * 2, 10.0)
 
 
+WORKER_KEY_ENV = "MAHTQA_WORKER_KEY"
+
+
+def worker_key() -> str:
+    """``hostname:main-pid`` of the worker this process belongs to (set by the main
+    process before its pool forks, so pool children inherit it)."""
+    return os.environ.get(WORKER_KEY_ENV, "")
+
+
+def worker_key_set(nodename: str) -> None:
+    """Called in the worker's main process at start (``celeryd_init``), before the fork."""
+    os.environ[WORKER_KEY_ENV] = f"{nodename}:{os.getpid()}"
+
+
+def _heartbeat_every(seconds: float) -> Any:
+    last = [0.0]
+
+    def beat() -> None:
+        if time.monotonic() - last[0] >= seconds and worker_key():
+            from apps.monitoring.services import worker_heartbeat_record
+
+            worker_heartbeat_record(worker_key=worker_key())
+            last[0] = time.monotonic()
+
+    return beat
+
+
 class OutboxDispatcher(bootsteps.StartStopStep):
-    """Starts the dispatcher thread with the worker and stops it on shutdown."""
+    """Starts the dispatcher thread with the worker and stops it on shutdown.
+
+    The thread also records this worker's heartbeat (``worker:hostname:pid``), which
+    is how a study held by a worker that was killed is found within seconds."""
 
     requires = {"celery.worker.components:Pool"}
 
@@ -55,9 +87,10 @@ class OutboxDispatcher(bootsteps.StartStopStep):
         if not settings.MAHTQA_OUTBOX_DISPATCH_IN_WORKER:
             return
         poll_s = settings.MAHTQA_OUTBOX_POLL_S
+        beat = _heartbeat_every(settings.MAHTQA_WORKER_HEARTBEAT_S)
         self._thread = threading.Thread(
-            target=dispatch_forever, args=(self._stop,), kwargs={"poll_s": poll_s},
-            name="outbox-dispatcher", daemon=True,
+            target=dispatch_forever, args=(self._stop,),
+            kwargs={"poll_s": poll_s, "on_round": beat}, name="outbox-dispatcher", daemon=True,
         )  # fmt: skip
         self._thread.start()
         logger.info("outbox dispatcher started (every %.2f s)", poll_s)

@@ -145,10 +145,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", defa
 # Key for keyed pseudonyms (HMAC) of patient identifiers. Required in prod.
 PHI_PSEUDONYM_KEY = env.str("PHI_PSEUDONYM_KEY", default="")
 MAHTQA_MODEL_DIR = Path(env.str("MAHTQA_MODEL_DIR", default=str(VAR_DIR / "models")))
-# A study queued or processing for longer than this is re-enqueued by beat.
-MAHTQA_STUDY_LEASE_S = env.int("MAHTQA_STUDY_LEASE_S", default=600)
 MAHTQA_INFER_SOFT_LIMIT_S = env.int("MAHTQA_INFER_SOFT_LIMIT_S", default=120)
 MAHTQA_INFER_HARD_LIMIT_S = env.int("MAHTQA_INFER_HARD_LIMIT_S", default=180)
+# Last resort: a study queued or processing for longer than every time limit allows
+# (hard limit + a minute) is re-enqueued by beat. Derived, not a fixed 10 minutes.
+MAHTQA_STUDY_LEASE_S = env.int("MAHTQA_STUDY_LEASE_S", default=MAHTQA_INFER_HARD_LIMIT_S + 60)
+# A worker's main process beats every MAHTQA_WORKER_HEARTBEAT_S; one silent for
+# MAHTQA_WORKER_DEAD_S is dead and its studies are taken over (beat, every 5 s).
+MAHTQA_WORKER_HEARTBEAT_S = env.float("MAHTQA_WORKER_HEARTBEAT_S", default=2.0)
+MAHTQA_WORKER_DEAD_S = env.float("MAHTQA_WORKER_DEAD_S", default=15.0)
 DICOM_MAX_ROWS = env.int("DICOM_MAX_ROWS", default=8192)
 DICOM_MAX_COLS = env.int("DICOM_MAX_COLS", default=8192)
 MAHTQA_DEVICE = env.str("MAHTQA_DEVICE", default="cpu")
@@ -242,7 +247,14 @@ SPECTACULAR_SETTINGS = {
 # The database is the source of truth for every job; the broker only carries
 # wake-ups, so no result backend. Never task_always_eager.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+# Redis redelivers an unacknowledged message after the visibility timeout: longer
+# than the longest task (the inference hard limit), or a slow task would run twice.
+# A killed worker's studies are taken over sooner through its heartbeat.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
+    "visibility_timeout": MAHTQA_INFER_HARD_LIMIT_S + 60,
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -267,7 +279,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "clinical-requeue-stuck": {
         "task": "apps.clinical.tasks.study_requeue_stuck_task",
-        "schedule": env.float("MAHTQA_REQUEUE_EVERY_SECONDS", default=60.0),
+        "schedule": env.float("MAHTQA_REQUEUE_EVERY_SECONDS", default=5.0),
     },
     "clinical-escalate-overdue": {
         "task": "apps.clinical.tasks.review_task_escalate_overdue_task",

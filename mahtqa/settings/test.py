@@ -19,7 +19,10 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379
 # Each pytest run (the worker subprocess inherits MAHTQA_TEST_RUN_ID) has its own key prefix,
 # so runs side by side never consume each other's tasks.
 TEST_RUN_ID = os.environ.setdefault("MAHTQA_TEST_RUN_ID", f"r{os.getpid()}")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"mahtqa-{TEST_RUN_ID}-"}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405 - from base
+    "global_keyprefix": f"mahtqa-{TEST_RUN_ID}-",
+}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

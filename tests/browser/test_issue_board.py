@@ -14,20 +14,6 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _roles(transactional_db):
-    """Transactional tests flush the data-migration groups: restore them."""
-    from django.contrib.auth.models import Group, Permission
-
-    from apps.accounts.roles import ROLE_PERMISSIONS
-
-    for role, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=str(role))
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames)
-        )
-
-
 def test_engineer_changes_severity_inline_and_it_persists(live_server, page, make_user):
     engineer = make_user(Role.ENGINEER)
     issue, _ = issue_report(title="Loader drops landmark 9", category="data", severity="low")

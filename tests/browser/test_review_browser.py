@@ -22,20 +22,6 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _roles(transactional_db):
-    """Transactional tests flush the data-migration groups: restore them."""
-    from django.contrib.auth.models import Group, Permission
-
-    from apps.accounts.roles import ROLE_PERMISSIONS
-
-    for role, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=str(role))
-        group.permissions.set(
-            Permission.objects.filter(content_type__app_label="accounts", codename__in=codenames)
-        )
-
-
 def _phantom_case(submitter, priority=Priority.NORMAL):
     data, phantom = phantom_dicom(seed=11)
     study, _ = study_receive(user=submitter, data=data)

@@ -21,21 +21,6 @@ PLANTED_ID = "PATIENT-4711"
 
 
 @pytest.fixture(autouse=True)
-def _roles(db):
-    """Transactional tests flush the tables, data-migration groups included: restore them."""
-    from django.contrib.auth.models import Group, Permission
-
-    from apps.accounts.roles import ROLE_PERMISSIONS
-
-    for role, codenames in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=str(role))
-        perms = Permission.objects.filter(
-            content_type__app_label="accounts", codename__in=codenames
-        )
-        group.permissions.set(perms)
-
-
-@pytest.fixture(autouse=True)
 def _isolated_storage(request, settings, tmp_path):
     if request.node.get_closest_marker("worker"):
         yield  # a real worker process shares the test settings' storage

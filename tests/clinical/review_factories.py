@@ -1,32 +1,29 @@
-"""Build review cases directly (no engine needed): Study + Prediction + ReviewTask."""
+"""Build review cases directly (no engine needed): Study + Prediction + ReviewTask.
+
+Thin helpers over tests/factories (StudyFactory, PredictionFactory, ReviewTaskFactory).
+"""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.clinical.choices import EscalationLevel, Priority, StudyStatus, TaskStatus
-from apps.clinical.models import Prediction, ReviewTask, Study
-from tests.factories import ModelVersionFactory
+from apps.clinical.choices import EscalationLevel, Priority
+from apps.clinical.models import ReviewTask, Study
+from tests.factories import (
+    NAMES,
+    POINTS,
+    SPACING,
+    ModelVersionFactory,
+    PredictionFactory,
+    ReviewTaskFactory,
+    StudyFactory,
+    landmark_rows,
+)
 
-POINTS = {
-    "S": (700.0, 800.0), "N": (1380.0, 720.0), "A": (1340.0, 1180.0), "B": (1300.0, 1520.0),
-    "Pog": (1310.0, 1650.0), "Me": (1250.0, 1760.0), "Gn": (1290.0, 1720.0),
-}  # fmt: skip
-NAMES = {"S": "Sella", "N": "Nasion", "A": "Subspinale (A-point)", "B": "Supramentale (B-point)",
-         "Pog": "Pogonion", "Me": "Menton", "Gn": "Gnathion"}  # fmt: skip
-SPACING = 0.1
-
-
-def landmark_rows(confidence: float = 0.3) -> list[dict]:
-    return [
-        {"name": NAMES[a], "abbreviation": a, "x": x, "y": y, "x_mm": round(x * SPACING, 2),
-         "y_mm": round(y * SPACING, 2), "confidence": confidence}
-        for a, (x, y) in POINTS.items()
-    ]  # fmt: skip
+__all__ = ["NAMES", "POINTS", "SPACING", "landmark_rows", "make_case", "make_study", "seed_scale"]
 
 
 def submitter() -> User:
@@ -35,29 +32,7 @@ def submitter() -> User:
 
 
 def make_study(*, submitted_by: User | None = None, **kw) -> Study:
-    n = uuid.uuid4().hex
-    defaults = dict(
-        submitted_by=submitted_by or submitter(),
-        sop_instance_uid=f"1.2.826.0.1.{int(n[:12], 16)}",
-        study_instance_uid=f"1.2.826.0.2.{int(n[:12], 16)}",
-        deid_sop_instance_uid=f"2.25.{int(n[:16], 16)}",
-        deid_study_instance_uid=f"2.25.{int(n[16:32], 16)}",
-        patient_pseudonym=f"P-{n[:10]}",
-        original_file=f"x/{n}.dcm",
-        deid_file=f"deid/x/{n}.dcm",
-        file_sha256=n + n,
-        file_size=1000,
-        modality="CR",
-        rows=2000,
-        cols=2000,
-        transfer_syntax_uid="1.2.840.10008.1.2.1",
-        spacing_row_mm=SPACING,
-        spacing_col_mm=SPACING,
-        spacing_source="PixelSpacing",
-        status=StudyStatus.IN_REVIEW,
-    )
-    defaults.update(kw)
-    return Study.objects.create(**defaults)
+    return StudyFactory(submitted_by=submitted_by or submitter(), **kw)
 
 
 def make_case(
@@ -73,30 +48,20 @@ def make_case(
     landmarks: list[dict] | None = None,
 ) -> ReviewTask:
     study = study or make_study()
-    mv = model_version or ModelVersionFactory()
-    prediction = Prediction.objects.create(
+    prediction = PredictionFactory(
         study=study,
-        model_version=mv,
+        model_version=model_version or ModelVersionFactory(),
         landmarks=landmarks if landmarks is not None else landmark_rows(confidence),
-        measurements={},
-        findings=[],
-        ood_score=0.2,
         routing={"destination": "review", "priority": priority, "reasons": [], "policy_version": 1},
     )
     now = timezone.now()
     if due_in is None:
         due_in = timedelta(hours=1 if priority == Priority.URGENT else 24) - age
-    task = ReviewTask.objects.create(
-        study=study,
-        prediction=prediction,
-        priority=priority,
-        status=TaskStatus.OPEN,
-        level=level,
-        reasons=reasons
-        if reasons is not None
-        else [{"code": "low_confidence", "severity": "info", "message": "A low", "landmark": "A"}],
-        due_at=now + due_in,
-    )
+    extra = {} if reasons is None else {"reasons": reasons}
+    task = ReviewTaskFactory(
+        study=study, prediction=prediction, priority=priority, level=level,
+        due_at=now + due_in, **extra,
+    )  # fmt: skip
     ReviewTask.objects.filter(pk=task.pk).update(created_at=now - age)
     task.refresh_from_db()
     return task

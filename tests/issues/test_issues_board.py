@@ -170,3 +170,12 @@ def test_settings_page_changes_due_durations(admin_client_):
     bad = admin_client_.post("/issues/settings/", {**data, "high_due_minutes": 0})
     assert bad.status_code == 200
     assert issue_settings_get().high_due_minutes == 240
+
+
+def test_denied_triage_changes_nothing(report, radiologist_client):
+    issue, _ = report(title="not yours to triage")
+    response = radiologist_client.post(f"/issues/{issue.pk}/triage/", {"severity": "low"})
+    assert response.status_code == 403
+    issue.refresh_from_db()
+    assert issue.severity == "high"
+    assert IssueEvent.objects.filter(issue=issue, kind="severity").exists() is False

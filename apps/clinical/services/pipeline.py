@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
@@ -20,6 +21,7 @@ from apps.clinical.services.policy import policy_view, routing_policy_current
 from apps.core.errors import Conflict, NotFound
 from apps.models.loader import ModelIntegrityError, predictor_for
 from apps.models.selectors import model_version_active
+from apps.monitoring.selectors import worker_keys_alive
 from mahtqa.cephalometry.measurements import compute_measurements
 from mahtqa.cephalometry.plausibility import PlausibilityConfig, check_plausibility
 from mahtqa.imaging.dicom import decode_radiograph
@@ -42,11 +44,24 @@ def study_fail(*, study_id: int, code: str, message: str) -> None:
     logger.warning("study id=%s failed: %s", study_id, code)
 
 
-def _start(study_id: int) -> Study | None:
+def _held_by_a_live_worker(study: Study) -> bool:
+    """Another worker that is still beating is processing it (a duplicate delivery)."""
+    if study.status != StudyStatus.PROCESSING or not study.worker:
+        return False
+    alive = worker_keys_alive(within_s=settings.MAHTQA_WORKER_DEAD_S)
+    fresh = study.started_at and timezone.now() - study.started_at < timedelta(
+        seconds=settings.MAHTQA_INFER_HARD_LIMIT_S
+    )
+    return study.worker in alive and bool(fresh)
+
+
+def _start(study_id: int, worker: str = "") -> Study | None:
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(pk=study_id).first()
         if study is None or study.status not in ACTIVE:
             return None  # done already, failed, or gone: running twice changes nothing
+        if study.worker != worker and _held_by_a_live_worker(study):
+            return None  # a redelivered copy while a live worker has it: leave it be
         if study.attempts >= MAX_ATTEMPTS:
             study.status = StudyStatus.FAILED
             study.error_code = "too_many_attempts"
@@ -57,7 +72,8 @@ def _start(study_id: int) -> Study | None:
         study.status = StudyStatus.PROCESSING
         study.started_at = timezone.now()
         study.attempts += 1
-        study.save(update_fields=["status", "started_at", "attempts", "updated_at"])
+        study.worker = worker[:200]
+        study.save(update_fields=["status", "started_at", "attempts", "worker", "updated_at"])
         return study
 
 
@@ -92,9 +108,11 @@ def analyse_points(
     return measurements, [f.as_dict() for f in findings]
 
 
-def study_infer(*, study_id: int) -> str:
-    """Run the active model on a study and route the result. Safe to run twice."""
-    study = _start(study_id)
+def study_infer(*, study_id: int, worker: str = "") -> str:
+    """Run the active model on a study and route the result. Safe to run twice.
+
+    ``worker``: the ``hostname:pid`` of the worker running it (liveness is tracked)."""
+    study = _start(study_id, worker)
     if study is None:
         return "skipped"
     model_version = model_version_active()
@@ -220,23 +238,37 @@ def study_retry(*, study_id: int, user=None) -> Study:
     return study
 
 
-def study_requeue_stuck(*, lease_seconds: int = 600) -> int:
-    """Re-enqueue studies queued or processing for longer than the lease.
+def study_requeue_stuck(*, lease_seconds: int | None = None, now=None) -> int:
+    """Re-enqueue studies whose job is not moving.
 
-    Covers a lost broker message, a broker restart and a killed worker: the row says
-    the job is not finished, so it is sent again; running twice is harmless.
+    - processing on a worker that stopped beating (killed): within seconds
+      (``MAHTQA_WORKER_DEAD_S``), not after a lease;
+    - queued or processing for longer than the lease (derived from the task time
+      limits): a last resort for anything else.
+    A lost broker message is the outbox's job (it re-publishes). Running twice is
+    harmless: the next worker starts the study again, or skips it if it is done.
     """
-    cutoff = timezone.now() - timedelta(seconds=lease_seconds)
+    now = now or timezone.now()
+    lease = lease_seconds or settings.MAHTQA_STUDY_LEASE_S
+    cutoff = now - timedelta(seconds=lease)
+    grace = now - timedelta(seconds=settings.MAHTQA_WORKER_DEAD_S)
+    alive = worker_keys_alive(within_s=settings.MAHTQA_WORKER_DEAD_S, now=now)
     with transaction.atomic():
-        stuck = list(
+        rows = list(
             Study.objects.select_for_update(skip_locked=True)
             .filter(
                 Q(status=StudyStatus.QUEUED, enqueued_at__lt=cutoff)
-                | Q(status=StudyStatus.PROCESSING, started_at__lt=cutoff, enqueued_at__lt=cutoff)
+                | Q(status=StudyStatus.PROCESSING, started_at__lt=grace, enqueued_at__lt=grace)
             )
-            .values_list("pk", flat=True)[:500]
+            .values_list("pk", "status", "worker", "started_at", "enqueued_at")[:500]
         )
-        Study.objects.filter(pk__in=stuck).update(enqueued_at=timezone.now())
+        stuck = [
+            pk for pk, status, worker, started, enqueued in rows
+            if status == StudyStatus.QUEUED
+            or (worker and worker not in alive)  # its worker died
+            or (started < cutoff and enqueued < cutoff)  # past every time limit
+        ]  # fmt: skip
+        Study.objects.filter(pk__in=stuck).update(enqueued_at=now)
         for pk in stuck:
             study_enqueue(study_id=pk)
     if stuck:

@@ -1,0 +1,43 @@
+"""factory_boy factories for every model, shared by every app's tests.
+
+One module per app (accounts, clinical, issues, models, monitoring); import them from
+here. Factories that need groups rely on the autouse ``_roles`` fixture of
+tests/conftest.py.
+"""
+
+from tests.factories.accounts import PASSWORD, ApiClientFactory, ApiTokenFactory, UserFactory
+from tests.factories.clinical import (
+    NAMES,
+    POINTS,
+    SPACING,
+    AuditEventFactory,
+    CaseEventFactory,
+    PredictionFactory,
+    ReviewFactory,
+    ReviewTaskFactory,
+    RoutingPolicyFactory,
+    StudyFactory,
+    landmark_rows,
+)
+from tests.factories.issues import (
+    FingerprintFactory,
+    IssueEventFactory,
+    IssueFactory,
+    IssueSettingsFactory,
+    NotificationFactory,
+    NotifyThrottleFactory,
+    OccurrenceFactory,
+    ReproductionStepFactory,
+)
+from tests.factories.models import ModelVersionFactory
+from tests.factories.monitoring import HeartbeatFactory, ReadinessCheckFactory
+
+__all__ = [
+    "NAMES", "PASSWORD", "POINTS", "SPACING",
+    "ApiClientFactory", "ApiTokenFactory", "AuditEventFactory", "CaseEventFactory",
+    "FingerprintFactory", "HeartbeatFactory", "IssueEventFactory", "IssueFactory",
+    "IssueSettingsFactory", "ModelVersionFactory", "NotificationFactory",
+    "NotifyThrottleFactory", "OccurrenceFactory", "PredictionFactory", "ReadinessCheckFactory",
+    "ReproductionStepFactory", "ReviewFactory", "ReviewTaskFactory", "RoutingPolicyFactory",
+    "StudyFactory", "UserFactory", "landmark_rows",
+]  # fmt: skip
