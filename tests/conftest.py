@@ -51,7 +51,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.choices import Role
 from apps.accounts.services import api_token_create
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import UserFactory
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,7 +159,7 @@ def client_for(make_user, client):
     def _client(role: str | None):
         user = make_user(role)
         c = Client()
-        assert c.login(username=user.username, password=PASSWORD)
+        c.force_login(user)  # the password path is tested in tests/accounts (axes needs a request)
         c.user = user
         return c
 
@@ -283,3 +283,13 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         yield worker
     finally:
         worker_stop(proc)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Counters in the cache (token-failure limits, throttles) never leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -43,3 +43,15 @@ def database_refused() -> Iterator[None]:
         )
         admin.close()
         connection.close()  # the next query reconnects
+
+
+def database_terminate() -> int:
+    """Terminate every connection to this run's test database (they reconnect)."""
+    name = connection.settings_dict["NAME"]
+    with _admin() as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchall()
+    return len(rows)
