@@ -77,3 +77,10 @@ def review_task_notify_task(task_id: int) -> int:
     from apps.clinical.services.escalation import review_task_notify
 
     return review_task_notify(task_id=task_id)
+
+
+@shared_task(acks_late=True)
+def storage_orphans_sweep_task() -> int:
+    from apps.clinical.services.intake import storage_orphans_sweep
+
+    return storage_orphans_sweep()

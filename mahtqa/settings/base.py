@@ -298,6 +298,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.monitoring.tasks.readiness_record_task",
         "schedule": env.float("MAHTQA_READINESS_RECORD_SECONDS", default=60.0),
     },
+    "clinical-orphan-sweep": {
+        "task": "apps.clinical.tasks.storage_orphans_sweep_task",
+        "schedule": env.float("MAHTQA_ORPHAN_SWEEP_SECONDS", default=3600.0),
+    },
     "outbox-purge": {
         "task": "apps.outbox.tasks.outbox_purge_task",
         "schedule": env.float("MAHTQA_OUTBOX_PURGE_SECONDS", default=3600.0),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count
 
 from apps.accounts.services import api_client_create
@@ -183,6 +184,7 @@ def test_database_outage_is_503_and_nothing_half_stored(stack, token):
         results.extend(_burst(stack, token, 3, seed0=seed, clients=3))
         seed += 3
     fault.join()
+    connection.close()  # ours was terminated too: reconnect
     statuses = Counter(r.status for r in results)
     assert set(statuses) <= {202, 503}, statuses
     for r in results:

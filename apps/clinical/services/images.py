@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 
 from apps.clinical.models import Study
 from apps.clinical.services.intake import dicom_limits
-from mahtqa.imaging.dicom import decode_radiograph
+from mahtqa.imaging.dicom import RadiographImage, decode_radiograph
 
 
 def study_png_name(study: Study) -> str:
@@ -27,6 +27,13 @@ def study_png(*, study: Study) -> bytes:
             return fh.read()
     with default_storage.open(study.deid_file, "rb") as fh:
         image = decode_radiograph(fh.read(), limits=dicom_limits())
+    return study_png_store(study=study, image=image)
+
+
+def study_png_store(*, study: Study, image: RadiographImage) -> bytes:
+    """Render and keep the review PNG from pixels already decoded (the worker's copy),
+    so the review screen never decodes the DICOM again."""
+    name = study_png_name(study)
     pixels = np.round(image.normalized() * 255).astype(np.uint8)
     ok, buf = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:  # pragma: no cover - cv2 only fails on invalid arrays

@@ -6,11 +6,12 @@ import hashlib
 import logging
 import time
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.clinical.choices import SpacingSource
@@ -20,7 +21,7 @@ from apps.clinical.services.policy import routing_policy_current
 from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from apps.outbox.services import outbox_enqueue
 from mahtqa.imaging.deid import deidentify, patient_pseudonym, pseudonymize_uid
-from mahtqa.imaging.dicom import DicomLimits, decode_radiograph
+from mahtqa.imaging.dicom import DicomLimits, read_header
 from mahtqa.imaging.errors import ImagingError
 from mahtqa.imaging.identity import identity_read
 
@@ -50,8 +51,10 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     """Validate one Part-10 instance and queue it. Returns (study, created).
 
     The same SOP Instance UID from the same client returns the existing study.
-    On any refusal nothing is stored. Decoding here (not only the header) means an
-    instance the worker could not read is refused at the door.
+    On any refusal nothing is stored. The door checks what the door must check
+    (Part-10 structure, header, modality, size limits, a supported transfer syntax,
+    de-identification); pixels are decoded once, in the worker, and an instance
+    that cannot be decoded ends ``failed`` with its imaging error code.
     """
     started = time.perf_counter()
     if len(data) > settings.DICOM_MAX_UPLOAD_BYTES:
@@ -60,10 +63,9 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
             f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
         )
     try:
-        image = decode_radiograph(data, limits=dicom_limits())
+        header = read_header(data, limits=dicom_limits())
     except ImagingError as exc:
         raise _ERRORS.get(exc.code, InvalidInput)(exc.code, exc.message) from None
-    header = image.header
     existing = Study.objects.filter(
         submitted_by=user, sop_instance_uid=header.sop_instance_uid
     ).first()
@@ -110,11 +112,55 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
         study = Study.objects.get(submitted_by=user, sop_instance_uid=header.sop_instance_uid)
         return study, False
     except Exception:
-        phi_storage.delete(original_name)
-        default_storage.delete(deid_name)
+        _discard_unless_committed(original_name=original_name, deid_name=deid_name)
         raise
     logger.info("study %s received (%d bytes, %s)", study.public_id, len(data), header.modality)
     return study, True
+
+
+def _discard_unless_committed(*, original_name: str, deid_name: str) -> None:
+    """After a failure around the commit (the database went away), delete the files
+    only when no study refers to them. When that cannot be known (the database is
+    still away) they are kept: a committed study never loses its files, and the
+    orphan sweep removes files that no study refers to."""
+    try:
+        connection.close()  # the failed connection; the check opens a new one
+        committed = Study.objects.filter(original_file=original_name).exists()
+    except DatabaseError:
+        logger.warning("intake: commit state unknown; files kept for the orphan sweep")
+        return
+    if not committed:
+        storages["phi"].delete(original_name)
+        default_storage.delete(deid_name)
+
+
+def storage_orphans_sweep(*, days: int = 2, older_than_s: int = 3600) -> int:
+    """Delete stored originals and de-identified copies that no study refers to
+    (left by a failure around a commit), in the last ``days`` date folders, once
+    older than ``older_than_s``. Returns the number of files deleted."""
+    now = timezone.now()
+    deleted = 0
+    for back in range(days):
+        folder = f"{now - timedelta(days=back):%Y/%m/%d}"
+        for storage, prefix, field in (
+            (storages["phi"], "", "original_file"),
+            (default_storage, "deid/", "deid_file"),
+        ):
+            path = f"{prefix}{folder}"
+            if not storage.exists(path):
+                continue
+            names = [f"{path}/{n}" for n in storage.listdir(path)[1]]
+            known = set(
+                Study.objects.filter(**{f"{field}__in": names}).values_list(field, flat=True)
+            )
+            for name in names:
+                age = (now - storage.get_modified_time(name)).total_seconds()
+                if name not in known and age > older_than_s:
+                    storage.delete(name)
+                    deleted += 1
+    if deleted:
+        logger.warning("orphan sweep deleted %d files", deleted)
+    return deleted
 
 
 def study_enqueue(*, study_id: int) -> None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.clinical.choices import Destination, StudyStatus, TaskStatus
 from apps.clinical.models import Prediction, ReviewTask, Study
 from apps.clinical.routing import route
+from apps.clinical.services.images import study_png_store
 from apps.clinical.services.intake import dicom_limits, study_enqueue
 from apps.clinical.services.policy import policy_view, routing_policy_current
 from apps.core.errors import Conflict, NotFound
@@ -152,6 +153,8 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
         ood_score=result.ood_score,
         policy=policy_view(policy),
     )
+    if decision.destination == Destination.REVIEW:
+        study_png_store(study=study, image=image)  # decoded once: the review reuses it
     t3 = time.perf_counter()
     timings = {
         "queue_wait": (study.started_at - study.enqueued_at).total_seconds() * 1000
