@@ -1,4 +1,4 @@
-"""Root URLconf. Apps add their own include() here (clinical: the next one)."""
+"""Root URLconf: each app's pages and API are included here."""
 
 from django.contrib import admin
 from django.urls import include, path

@@ -21,6 +21,13 @@ from apps.accounts.services import (
 KEYWORD = "Token"
 
 
+def _first_in_window(key: str, window: int) -> bool:
+    try:
+        return bool(cache.add(key, 1, timeout=window))
+    except Exception:  # noqa: BLE001 - cache down: record it (rare: only when throttled)
+        return True
+
+
 class ApiTokenAuthentication(BaseAuthentication):
     def authenticate(self, request: Any):
         parts = get_authorization_header(request).split()
@@ -40,7 +47,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         if token_failures_recent(ip_address=ip) >= limit:
             # Too many bad tokens from this address: refuse before even looking the
             # key up, so guessing costs the attacker time, not us a query.
-            if cache.add(f"token-throttled:{ip}", 1, timeout=window):  # once per window
+            if _first_in_window(f"token-throttled:{ip}", window):
                 security_event_record(
                     kind=SecurityEventKind.TOKEN_THROTTLED, ip_address=ip, path=request.path
                 )

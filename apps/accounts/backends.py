@@ -13,10 +13,26 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef
 
-from apps.accounts.choices import Role
+from apps.accounts.choices import Role, SecurityEventKind
 
 
 class PeopleOnlyBackend(ModelBackend):
+    def authenticate(self, request: Any, username: Any = None, password: Any = None, **kw: Any):
+        user = super().authenticate(request, username=username, password=password, **kw)
+        if user is None and username:
+            machine = get_user_model()._default_manager.filter(
+                username=username, groups__name=Role.API_CLIENT.value
+            )
+            if machine.exists():  # audited: someone tried a password on a machine account
+                from apps.accounts.services import security_event_record
+
+                security_event_record(
+                    kind=SecurityEventKind.PASSWORD_REFUSED, username=str(username),
+                    path=getattr(request, "path", "") or "",
+                    detail="API clients are token-only",
+                )  # fmt: skip
+        return user
+
     def user_can_authenticate(self, user: Any) -> bool:
         if getattr(user, "is_api_client", False):
             return False

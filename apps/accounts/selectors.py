@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
 from django.core.cache import cache
 from django.db.models import QuerySet
 
 from apps.accounts.keys import PREFIX_LENGTH, api_key_hash
 from apps.accounts.models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 
 def api_token_get_by_key(*, raw_key: str) -> ApiToken | None:
@@ -29,5 +32,12 @@ def api_token_list(*, user=None) -> QuerySet[ApiToken]:
 
 
 def token_failures_recent(*, ip_address: str) -> int:
-    """Failed token authentications from ``ip_address`` in the current window."""
-    return int(cache.get(f"token-failures:{ip_address}") or 0)
+    """Failed token authentications from ``ip_address`` in the current window.
+
+    Fails open: a cache that is down must not stop every API client (intake needs
+    neither the cache nor the broker); the outage is logged."""
+    try:
+        return int(cache.get(f"token-failures:{ip_address}") or 0)
+    except Exception as exc:  # noqa: BLE001 - any cache backend error
+        logger.warning("token-failure counter unavailable: %s", type(exc).__name__)
+        return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from apps.accounts.choices import Role, SecurityEventKind
 from apps.accounts.keys import PREFIX_LENGTH, api_key_hash
 from apps.accounts.models import ApiToken, SecurityEvent, User
 from apps.core.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
 
 
 def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
@@ -141,11 +144,15 @@ def token_failure_register(*, ip_address: str, path: str) -> int:
     Returns the failures in the window (cache-backed, shared by all processes)."""
     key = f"token-failures:{ip_address}"
     window = settings.MAHTQA_TOKEN_FAILURE_WINDOW_S
-    cache.add(key, 0, timeout=window)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window)
-        count = 1
+        cache.add(key, 0, timeout=window)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window)
+            count = 1
+    except Exception as exc:  # noqa: BLE001 - the cache is down: fail open, still audited
+        logger.warning("token-failure counter unavailable: %s", type(exc).__name__)
+        count = 0
     security_event_record(kind=SecurityEventKind.TOKEN_FAILED, ip_address=ip_address, path=path)
     return count

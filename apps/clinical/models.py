@@ -54,7 +54,7 @@ class Study(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     # "hostname:main-pid" of the worker processing it: a study held by a worker that
     # stopped beating is taken over (study_requeue_stuck).
-    worker = models.CharField(max_length=200, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="", db_default="")
     received_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -244,7 +244,7 @@ class AuditQuerySet(models.QuerySet):
 
 class AuditEvent(models.Model):
     """Append-only audit trail: who, when, what, from where. PostgreSQL also refuses
-    UPDATE and DELETE on the table with a trigger (migration 0003)."""
+    UPDATE and DELETE on the table with a trigger (migration 0002)."""
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"

@@ -67,3 +67,10 @@ def worker_heartbeat_record(*, worker_key: str) -> None:
     """The main process of worker ``hostname:pid`` is alive (its dispatcher loop, every
     few seconds). A study held by a key that stopped beating is taken over."""
     heartbeat_record(source=f"worker:{worker_key}", hostname=worker_key.rsplit(":", 1)[0])
+
+
+def worker_heartbeats_prune(*, older_than_s: float = 86400) -> int:
+    """Forget workers (one row per main-process start) silent for a day."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    deleted, _ = Heartbeat.objects.filter(source__startswith="worker:", seen_at__lt=cutoff).delete()
+    return deleted

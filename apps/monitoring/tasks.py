@@ -3,7 +3,11 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.monitoring.checks import readiness_run
-from apps.monitoring.services import heartbeat_record, readiness_record
+from apps.monitoring.services import (
+    heartbeat_record,
+    readiness_record,
+    worker_heartbeats_prune,
+)
 
 
 @shared_task(name="apps.monitoring.tasks.ping", bind=True)
@@ -16,3 +20,4 @@ def ping(self, source: str = "ping") -> None:
 def readiness_record_task() -> None:
     """Beat, every minute: run the readiness checks and record the result (uptime)."""
     readiness_record(report=readiness_run(), source="beat")
+    worker_heartbeats_prune()

@@ -19,16 +19,18 @@ from celery import bootsteps
 logger = logging.getLogger(__name__)
 
 
-def dispatch_forever(stop: threading.Event, *, poll_s: float, on_round: Any = None) -> None:
+def dispatch_forever(
+    stop: threading.Event, *, poll_s: float, on_round: Any = None, dispatch: bool = True
+) -> None:
     from django.db import close_old_connections, connection
 
-    from apps.outbox.services import outbox_dispatch
+    from apps.outbox.services import DispatchResult, outbox_dispatch
 
     backoff = poll_s
     while not stop.is_set():
         try:
             close_old_connections()
-            result = outbox_dispatch(limit=200)
+            result = outbox_dispatch(limit=200) if dispatch else DispatchResult()
             if on_round is not None:
                 on_round()
             busy = result.published + result.republished >= 200
@@ -84,16 +86,18 @@ class OutboxDispatcher(bootsteps.StartStopStep):
     def start(self, worker: Any) -> None:
         from django.conf import settings
 
-        if not settings.MAHTQA_OUTBOX_DISPATCH_IN_WORKER:
-            return
-        poll_s = settings.MAHTQA_OUTBOX_POLL_S
+        # The thread always beats; it publishes only when dispatching is on here (else
+        # a separate `manage.py outbox_dispatch --loop` or beat's backstop publishes).
+        dispatch = settings.MAHTQA_OUTBOX_DISPATCH_IN_WORKER
+        poll_s = settings.MAHTQA_OUTBOX_POLL_S if dispatch else settings.MAHTQA_WORKER_HEARTBEAT_S
         beat = _heartbeat_every(settings.MAHTQA_WORKER_HEARTBEAT_S)
         self._thread = threading.Thread(
             target=dispatch_forever, args=(self._stop,),
-            kwargs={"poll_s": poll_s, "on_round": beat}, name="outbox-dispatcher", daemon=True,
+            kwargs={"poll_s": poll_s, "on_round": beat, "dispatch": dispatch},
+            name="outbox-dispatcher", daemon=True,
         )  # fmt: skip
         self._thread.start()
-        logger.info("outbox dispatcher started (every %.2f s)", poll_s)
+        logger.info("outbox thread started (dispatch=%s, every %.2f s)", dispatch, poll_s)
 
     def stop(self, worker: Any) -> None:
         self._stop.set()

@@ -180,7 +180,14 @@ AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False  # unlocks go through our audited action and command
-AXES_IPWARE_PROXY_COUNT = env.int("MAHTQA_PROXY_COUNT", default=0) or None
+# Client address for lockouts and token-failure limits: REMOTE_ADDR only, unless
+# MAHTQA_PROXY_COUNT trusted proxies sit in front (then X-Forwarded-For, counted from
+# the right, through django-ipware). Never the client-supplied header by default.
+MAHTQA_PROXY_COUNT = env.int("MAHTQA_PROXY_COUNT", default=0)
+AXES_IPWARE_PROXY_COUNT = MAHTQA_PROXY_COUNT or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if MAHTQA_PROXY_COUNT else ("REMOTE_ADDR",)
+)
 MAHTQA_TOKEN_FAILURE_LIMIT = env.int("MAHTQA_TOKEN_FAILURE_LIMIT", default=10)
 MAHTQA_TOKEN_FAILURE_WINDOW_S = env.int("MAHTQA_TOKEN_FAILURE_WINDOW_S", default=300)
 # Shared by every process (token-failure counts, DRF throttles): Redis in
@@ -322,8 +329,15 @@ MAHTQA_OUTBOX_POLL_S = env.float("MAHTQA_OUTBOX_POLL_S", default=0.5)
 # A published message no worker picked up is published again after this (doubling).
 MAHTQA_OUTBOX_REDELIVER_S = env.float("MAHTQA_OUTBOX_REDELIVER_S", default=20.0)
 MAHTQA_OUTBOX_BACKOFF_MAX_S = env.float("MAHTQA_OUTBOX_BACKOFF_MAX_S", default=5.0)
-MAHTQA_OUTBOX_MAX_PUBLISHES = env.int("MAHTQA_OUTBOX_MAX_PUBLISHES", default=12)
+# After this many publishes without a pick-up (~6 h with the doubling, capped) a row is
+# dead; a queued study is then re-enqueued by the lease (a new row): never lost.
+MAHTQA_OUTBOX_MAX_PUBLISHES = env.int("MAHTQA_OUTBOX_MAX_PUBLISHES", default=60)
 MAHTQA_OUTBOX_KEEP_HOURS = env.int("MAHTQA_OUTBOX_KEEP_HOURS", default=72)
+if not MAHTQA_OUTBOX_DISPATCH_IN_WORKER:  # then beat publishes (every 2 s) as a backstop
+    CELERY_BEAT_SCHEDULE["outbox-dispatch"] = {
+        "task": "apps.outbox.tasks.outbox_dispatch_task",
+        "schedule": env.float("MAHTQA_OUTBOX_BEAT_DISPATCH_SECONDS", default=2.0),
+    }
 
 # --- Logging ---------------------------------------------------------------
 # Never log PHI. The redaction filter is a second line of defence only.

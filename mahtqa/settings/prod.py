@@ -6,6 +6,8 @@ DJANGO_ALLOWED_HOSTS. Passes `manage.py check --deploy` with no warnings.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -16,10 +18,21 @@ DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+
+
 # Shared counters (token-failure limits, throttles) must be shared by every
 # process: CACHE_URL, or the broker's Redis when the broker is Redis.
-_cache_default = CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "locmemcache://"
-CACHES = {"default": env.cache("CACHE_URL", default=_cache_default)}
+# Default: the broker's Redis server, but the next database number (a cache.clear()
+# must never touch the queues). Without a Redis broker, set CACHE_URL.
+def _cache_default(broker: str) -> str:
+    parts = urlsplit(broker)
+    if not parts.scheme.startswith("redis"):
+        return "locmemcache://"
+    db = int((parts.path or "/0").strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db + 1) % 16}"))
+
+
+CACHES = {"default": env.cache("CACHE_URL", default=_cache_default(CELERY_BROKER_URL))}
 CACHES["default"].setdefault("KEY_PREFIX", "mahtqa-cache")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 

@@ -193,3 +193,27 @@ def test_failed_tokens_are_rate_limited_per_address(settings, api_client_user):
     kinds = list(SecurityEvent.objects.values_list("kind", flat=True))
     assert kinds.count(SecurityEventKind.TOKEN_FAILED) == 10
     assert kinds.count(SecurityEventKind.TOKEN_THROTTLED) == 1
+
+
+def test_a_password_tried_on_a_machine_account_is_audited(machine):
+    password_login(Client(), "pacs", PASSWORD)
+    event = SecurityEvent.objects.get(kind=SecurityEventKind.PASSWORD_REFUSED)
+    assert event.username == "pacs"
+
+
+def test_tokens_work_while_the_cache_is_down(settings, api_client_user):
+    """The token-failure counter fails open: intake needs neither cache nor broker."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    _, key = api_token_create(user=api_client_user, name="c")
+    http = APIClient()
+    http.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert http.get("/api/v1/studies/").status_code == 200
+    http.credentials(HTTP_AUTHORIZATION="Token not-a-valid-token-at-all-000000000")
+    response = http.get("/api/v1/studies/")
+    assert response.status_code == 401
+    assert SecurityEvent.objects.filter(kind=SecurityEventKind.TOKEN_FAILED).count() == 1

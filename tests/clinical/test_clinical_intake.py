@@ -77,7 +77,6 @@ BAD = {
         "image_too_large",
     ),
     "modality": (lambda: cr_bytes(modality="MR"), 400, "modality_not_allowed"),
-    "undecodable": (lambda: _undecodable(), 415, "unsupported_transfer_syntax"),
 }
 
 
@@ -184,3 +183,20 @@ def test_a_full_size_radiograph_over_django_memory_limits_is_accepted(api_client
     resp = api_client_a.post_dicom(data)
     assert resp.status_code == 202, resp.content[:300]
     assert Study.objects.get().rows == 2400
+
+
+def test_an_instance_the_worker_cannot_decode_ends_failed_with_its_code(
+    api_client_a, bundled_model
+):
+    """Pixels are decoded once, in the worker: the door checks the header only, and a
+    file whose pixels do not decode ends ``failed`` with the imaging code, readable back."""
+    from apps.clinical.services import study_infer
+
+    resp = api_client_a.post_dicom(_undecodable())
+    assert resp.status_code == 202, resp.content[:300]
+    study = Study.objects.get(public_id=resp.json()["id"])
+    assert study_infer(study_id=study.pk) == "failed"
+    back = api_client_a.get(f"/api/v1/studies/{study.public_id}/")
+    assert back.status_code == 200
+    assert back.json()["status"] == "failed"
+    assert back.json()["error"]["code"] in {"unsupported_transfer_syntax", "undecodable_pixels"}

@@ -144,3 +144,18 @@ def test_escalating_past_the_top_is_refused(make_user):
         review_task_escalate(user=admin, study=task.study, reason="x")
     assert err.value.code == "top_of_chain"
     assert ReviewTask.objects.get(pk=task.pk).level == EscalationLevel.ADMIN
+
+
+def test_a_notification_run_twice_is_sent_once(admin_user, senior):
+    """The outbox may deliver a message twice (a re-publish): one e-mail per escalation."""
+    thresholds_update(
+        user=admin_user,
+        changes={"notifications": {"emails": {"senior_radiologist": ["duty@example.test"]},
+                                   "webhook_url": ""}},
+    )  # fmt: skip
+    task = make_case(level=EscalationLevel.SENIOR)
+    task.escalated_at = timezone.now()
+    task.save(update_fields=["escalated_at"])
+    assert review_task_notify(task_id=task.pk) == 2
+    assert review_task_notify(task_id=task.pk) == 0
+    assert len(mail.outbox) == 1

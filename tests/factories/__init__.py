@@ -5,13 +5,20 @@ here. Factories that need groups rely on the autouse ``_roles`` fixture of
 tests/conftest.py.
 """
 
-from tests.factories.accounts import PASSWORD, ApiClientFactory, ApiTokenFactory, UserFactory
+from tests.factories.accounts import (
+    PASSWORD,
+    ApiClientFactory,
+    ApiTokenFactory,
+    SecurityEventFactory,
+    UserFactory,
+)
 from tests.factories.clinical import (
     NAMES,
     POINTS,
     SPACING,
     AuditEventFactory,
     CaseEventFactory,
+    PhiDigestFactory,
     PredictionFactory,
     ReviewFactory,
     ReviewTaskFactory,
@@ -31,8 +38,10 @@ from tests.factories.issues import (
 )
 from tests.factories.models import ModelVersionFactory
 from tests.factories.monitoring import HeartbeatFactory, ReadinessCheckFactory
+from tests.factories.outbox import OutboxMessageFactory
 
 __all__ = [
+    "OutboxMessageFactory", "PhiDigestFactory", "SecurityEventFactory",
     "NAMES", "PASSWORD", "POINTS", "SPACING",
     "ApiClientFactory", "ApiTokenFactory", "AuditEventFactory", "CaseEventFactory",
     "FingerprintFactory", "HeartbeatFactory", "IssueEventFactory", "IssueFactory",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import factory
 
-from apps.accounts.choices import Role
-from apps.accounts.models import ApiToken, User
+from apps.accounts.choices import Role, SecurityEventKind
+from apps.accounts.models import ApiToken, SecurityEvent, User
 from apps.accounts.services import api_token_create, user_role_set
 
 PASSWORD = "correct horse battery staple"
@@ -73,3 +73,13 @@ class ApiClientFactory(UserFactory):
             return
         token = ApiTokenFactory(user=self, name=f"{self.username} token")
         self.token, self.raw_key = token, token.raw_key
+
+
+class SecurityEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SecurityEvent
+
+    kind = SecurityEventKind.LOGIN_FAILED
+    username = factory.Sequence(lambda n: f"someone-{n}")
+    ip_address = "127.0.0.1"
+    path = "/accounts/login/"

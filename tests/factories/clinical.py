@@ -30,6 +30,7 @@ from apps.clinical.choices import (
 from apps.clinical.models import (
     AuditEvent,
     CaseEvent,
+    PhiDigest,
     Prediction,
     Review,
     ReviewTask,
@@ -226,3 +227,12 @@ class RoutingPolicyFactory(factory.django.DjangoModelFactory):
     )
     allowed_modalities = factory.LazyFunction(lambda: list(POLICY_DEFAULTS["allowed_modalities"]))
     note = "factory"
+
+
+class PhiDigestFactory(factory.django.DjangoModelFactory):
+    """A digest as the index stores it (of a made-up identifier, never a real one)."""
+
+    class Meta:
+        model = PhiDigest
+
+    digest = factory.Sequence(lambda n: f"{n:064x}")

@@ -33,8 +33,12 @@ RECOVERY_S = 90
 
 @pytest.fixture
 def stack():
+    import shutil
+
     from apps.models.services import model_version_bundled_register
 
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
     model_version_bundled_register(weights_file=BUNDLED)
     redis = RedisServer()
     redis.start()

@@ -105,3 +105,15 @@ def test_webhook_failure_is_recorded_not_raised(report, django_capture_on_commit
     assert notification.sent_at is not None
     assert notification.error.startswith("webhook:")
     assert len(mail.outbox) == 1
+
+
+@LOCMEM
+def test_delivery_run_twice_sends_once(report):
+    from apps.issues.services.notify import notification_deliver
+
+    with delivered():
+        issue, _ = report(title="GPU fell off the bus", severity="critical")
+    note = Notification.objects.get(issue=issue)
+    assert note.sent_at is not None
+    notification_deliver(notification_id=note.pk)  # a second copy of the message
+    assert len(mail.outbox) == 1

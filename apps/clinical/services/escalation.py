@@ -134,15 +134,38 @@ def review_task_escalate_overdue(*, now=None) -> int:
 
 def _notify_enqueue(task_id: int) -> None:
     """Notify the new level once this transaction commits (through the outbox)."""
-    outbox_enqueue(task=NOTIFY_TASK, kwargs={"task_id": task_id})
+    outbox_enqueue(
+        task=NOTIFY_TASK, kwargs={"task_id": task_id}, dedupe_key=f"review-notify:{task_id}"
+    )
 
 
 def review_task_notify(*, task_id: int) -> int:
     """Tell the task's current level: email to its users and the configured addresses,
-    and the webhook if set. Returns the number of email recipients."""
-    task = ReviewTask.objects.select_related("study").filter(pk=task_id).first()
-    if task is None or task.status == TaskStatus.DONE:
-        return 0
+    and the webhook if set. Returns the number of email recipients.
+
+    Safe to run twice: the task row is locked while sending, and an escalation whose
+    level was already told (a NOTIFIED event since it moved there) is not told again."""
+    with transaction.atomic():
+        task = (
+            ReviewTask.objects.select_for_update(of=("self",))
+            .select_related("study")
+            .filter(pk=task_id)
+            .first()
+        )
+        if task is None or task.status == TaskStatus.DONE:
+            return 0
+        told = CaseEvent.objects.filter(
+            study_id=task.study_id, kind=CaseEventKind.NOTIFIED, level=task.level
+        )
+        if task.escalated_at is not None:
+            told = told.filter(created_at__gte=task.escalated_at)
+        if told.exists():
+            return 0
+        return _notify(task)
+
+
+def _notify(task: ReviewTask) -> int:
+    task_id = task.pk
     targets = notifications_current()
     users = (
         get_user_model().objects.filter(is_active=True, groups__name=task.level).exclude(email="")

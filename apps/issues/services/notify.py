@@ -98,9 +98,14 @@ def _recipients(config: IssueSettings) -> list[str]:
 
 def notification_deliver(*, notification_id: int) -> Notification:
     """Send by e-mail (and webhook if configured). Safe to run twice (sent once)."""
-    notification = Notification.objects.get(pk=notification_id)
-    if notification.sent_at is not None:
-        return notification
+    with transaction.atomic():  # a concurrent copy waits here, then sees it sent
+        notification = Notification.objects.select_for_update().get(pk=notification_id)
+        if notification.sent_at is not None:
+            return notification
+        return _deliver(notification)
+
+
+def _deliver(notification: Notification) -> Notification:
     config = _settings()
     recipients = _recipients(config)
     errors = []
