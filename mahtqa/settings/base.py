@@ -262,6 +262,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {
     "socket_connect_timeout": 3,
     "socket_timeout": 10,
 }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport, except that a broker lost while messages are
+    # unacknowledged does not kill the worker (see apps/core/broker.py).
+    CELERY_BROKER_TRANSPORT = "apps.core.broker:RedisTransport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
