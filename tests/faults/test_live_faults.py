@@ -93,6 +93,17 @@ def _diagnose(ids: list[str]) -> str:
     return "\n".join(out)
 
 
+def _report(scenario: str, **figures) -> None:
+    """Figures for bench/faults.py (appended to $MAHTQA_FAULTS_REPORT when set)."""
+    import json
+    import os
+
+    path = os.environ.get("MAHTQA_FAULTS_REPORT")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"scenario": scenario, **figures}) + "\n")
+
+
 def _no_duplicates(ids: list[str]) -> None:
     studies = Study.objects.filter(public_id__in=ids)
     per_study = studies.annotate(n=Count("predictions")).values_list("n", flat=True)
@@ -123,18 +134,22 @@ def test_worker_kills_lose_and_duplicate_nothing(stack, token):
     for _ in range(2):  # the main process, twice, restarted like a supervisor would
         time.sleep(1.5)
         stack.kill_worker_main()
+        last_fault = time.monotonic()
         stack.start_worker()
     second = _burst(stack, token, 20, seed0=200)
-    last_fault = time.monotonic()
     responses = first + second
     assert Counter(r.status for r in responses) == {202: 40}
     ids = [r.body["id"] for r in responses]
     took, statuses = _await_final(ids, within_s=RECOVERY_S)
     assert took >= 0, (statuses, _diagnose(ids), stack.logs)
     assert statuses.get(StudyStatus.FAILED, 0) == 0, statuses
-    assert time.monotonic() - last_fault <= RECOVERY_S + 5
+    recovered_s = time.monotonic() - last_fault
+    assert recovered_s <= RECOVERY_S
     assert kills["child"] >= 10
     _no_duplicates(ids)
+    _report("20 child kills + 2 main kills, burst of 40", sent=40, accepted=40,
+            other_5xx=0, lost=0, duplicated=0, child_kills=kills["child"], main_kills=2,
+            final_after_last_fault_s=round(recovered_s, 1))  # fmt: skip
 
 
 def test_redis_restarts_lose_nothing(stack, token):
@@ -152,6 +167,7 @@ def test_redis_restarts_lose_nothing(stack, token):
     fault.start()
     responses = _burst(stack, token, 30, seed0=300)
     fault.join()
+    back_at = time.monotonic()
     statuses = Counter(r.status for r in responses)
     assert set(statuses) <= {202, 503}, statuses
     assert statuses[202] == 30  # intake never touches the broker: all accepted
@@ -160,6 +176,9 @@ def test_redis_restarts_lose_nothing(stack, token):
     assert took >= 0, (final, _diagnose(ids), stack.logs)
     assert final.get(StudyStatus.FAILED, 0) == 0, final
     _no_duplicates(ids)
+    _report("2 Redis restarts (down 3 s and 9 s), burst of 30", sent=30,
+            accepted=statuses[202], other_5xx=0, lost=0, duplicated=0,
+            final_after_last_fault_s=round(time.monotonic() - back_at, 1))  # fmt: skip
 
 
 def _stored_files() -> int:
@@ -201,3 +220,6 @@ def test_database_outage_is_503_and_nothing_half_stored(stack, token):
     took, final = _await_final(ids, within_s=RECOVERY_S)
     assert took >= 0, (final, _diagnose(ids), stack.logs)
     _no_duplicates(ids)
+    _report("3 connection terminations + database refused 6 s", sent=len(results),
+            accepted=statuses[202], refused_503=statuses[503], other_5xx=0,
+            half_stored=0, final_after_last_fault_s=round(took, 1))  # fmt: skip
