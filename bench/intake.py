@@ -18,6 +18,12 @@ uncompressed >= 1.0x, JPEG 2000 >= 0.5x, for 1 and 4 clients.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/queue.py would shadow the standard library's queue module: drop bench/ first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
+
 import argparse
 import io
 import json
@@ -25,17 +31,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 DB = "mahtqa_bench_intake"
-SOCKET_DB_URL = f"postgres://postgres@%2Fvar%2Frun%2Fpostgresql/{DB}"
+SOCKET_DB_URL = f"postgres://postgres@/{DB}"  # empty host: the Unix socket
 TARGETS = {"uncompressed": 1.0, "jpeg2000": 0.5}
 SOURCES = {
     "uncompressed": ["RG1_UNCR.dcm", "RG3_UNCR.dcm"],

@@ -34,17 +34,19 @@ TASK_ID_RE = re.compile(r"^outbox-(\d+)-(\d+)$")
 
 def outbox_enqueue(
     *, task: str, kwargs: dict[str, Any] | None = None, dedupe_key: str = "",
-    delay_s: float = 0.0, now: datetime | None = None,
+    delay_s: float = 0.0, now: datetime | None = None, new_key: bool = False,
 ) -> OutboxMessage:  # fmt: skip
     """Record that ``task(**kwargs)`` must run once the current transaction commits.
 
     With ``dedupe_key``, at most one live (pending or published, not yet picked
-    up) message exists per key: a second enqueue returns the live one.
+    up) message exists per key: a second enqueue returns the live one. ``new_key``:
+    the caller knows no message can exist for the key yet (a row created in this
+    transaction), so the look-up is skipped (the unique constraint still holds).
     """
     now = now or timezone.now()
     fields = {"task": task, "kwargs": dict(kwargs or {}), "dedupe_key": dedupe_key,
               "available_at": now + timedelta(seconds=delay_s)}  # fmt: skip
-    if not dedupe_key:
+    if not dedupe_key or new_key:
         return OutboxMessage.objects.create(**fields)
     live = OutboxMessage.objects.filter(dedupe_key=dedupe_key, status__in=LIVE_STATUSES)
     existing = live.first()

@@ -190,7 +190,13 @@ def _deidentified_dataset(src: Dataset, key: bytes) -> Dataset:
 def deidentify(data: bytes, *, key: bytes) -> bytes:
     """A de-identified copy of a Part-10 file (see module docstring); pixels unchanged."""
     _digest(key, "check", "")  # refuses an empty key before any work
-    src = _parse.parse(data)
+    return deidentify_dataset(_parse.parse(data), key=key)
+
+
+def deidentify_dataset(src: Dataset, *, key: bytes) -> bytes:
+    """As :func:`deidentify`, from a dataset already parsed (and validated) by the
+    caller, so a file is parsed once at the door. ``src`` is not modified."""
+    _digest(key, "check", "")
     if not _parse.text(src, "SOPInstanceUID"):
         raise ImagingError(MISSING_UID, "SOPInstanceUID is missing or empty")
     try:

@@ -20,10 +20,10 @@ from apps.clinical.services.phi_index import phi_index_add
 from apps.clinical.services.policy import routing_policy_current
 from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from apps.outbox.services import outbox_enqueue
-from mahtqa.imaging.deid import deidentify, patient_pseudonym, pseudonymize_uid
-from mahtqa.imaging.dicom import DicomLimits, read_header
+from mahtqa.imaging.deid import deidentify_dataset, patient_pseudonym, pseudonymize_uid
+from mahtqa.imaging.dicom import DicomLimits, parse_and_validate
 from mahtqa.imaging.errors import ImagingError
-from mahtqa.imaging.identity import identity_read
+from mahtqa.imaging.identity import identity_of_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
             f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
         )
     try:
-        header = read_header(data, limits=dicom_limits())
+        ds, header = parse_and_validate(data, limits=dicom_limits())
     except ImagingError as exc:
         raise _ERRORS.get(exc.code, InvalidInput)(exc.code, exc.message) from None
     existing = Study.objects.filter(
@@ -72,7 +72,8 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     if existing is not None:
         return existing, False
     key = _pseudonym_key()
-    deid_bytes = deidentify(data, key=key)
+    deid_bytes = deidentify_dataset(ds, key=key)  # parsed once, above
+    identity = identity_of_dataset(ds)
     name = f"{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
     phi_storage = storages["phi"]
     original_name = phi_storage.save(name, ContentFile(data))
@@ -103,8 +104,8 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
                 enqueued_at=timezone.now(),
                 receive_ms=(time.perf_counter() - started) * 1000,
             )
-            phi_index_add(identity=identity_read(data))
-            study_enqueue(study_id=study.pk)
+            phi_index_add(identity=identity)
+            study_enqueue(study_id=study.pk, new=True)  # the row is new: no live message
     except IntegrityError:
         # The same instance arrived twice at once: keep the first, drop our files.
         phi_storage.delete(original_name)
@@ -163,11 +164,14 @@ def storage_orphans_sweep(*, days: int = 2, older_than_s: int = 3600) -> int:
     return deleted
 
 
-def study_enqueue(*, study_id: int) -> None:
+def study_enqueue(*, study_id: int, new: bool = False) -> None:
     """Ask for inference, in the caller's transaction (the outbox: commits with the row).
 
     One live request per study: enqueueing twice before a worker picks it up is one
     message. Published by the dispatcher in the workers, never by the web request."""
     outbox_enqueue(
-        task=INFER_TASK, kwargs={"study_id": study_id}, dedupe_key=f"study-infer:{study_id}"
+        task=INFER_TASK,
+        kwargs={"study_id": study_id},
+        dedupe_key=f"study-infer:{study_id}",
+        new_key=new,
     )
