@@ -28,6 +28,7 @@ import io
 from typing import Any
 
 import pydicom
+from pydicom.datadict import keyword_for_tag as keyword_for
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -193,15 +194,23 @@ def deidentify(data: bytes, *, key: bytes) -> bytes:
     return deidentify_dataset(_parse.parse(data), key=key)
 
 
-def deidentify_dataset(src: Dataset, *, key: bytes) -> bytes:
+def deidentify_dataset(src: Dataset, *, key: bytes, raw: bytes | None = None) -> bytes:
     """As :func:`deidentify`, from a dataset already parsed (and validated) by the
-    caller, so a file is parsed once at the door. ``src`` is not modified."""
+    caller, so a file is parsed once at the door. ``src`` is not modified.
+
+    ``raw``: the file ``src`` was parsed from. When given, the pixel data element is
+    copied from it byte for byte after the re-encoded header (pydicom's writer would
+    copy a 7 MB radiograph twice); any doubt about its position falls back to the
+    writer. The result is the same file either way (tests compare them)."""
     _digest(key, "check", "")
     if not _parse.text(src, "SOPInstanceUID"):
         raise ImagingError(MISSING_UID, "SOPInstanceUID is missing or empty")
     try:
         dst = _deidentified_dataset(src, key)
         ts = UID(src.file_meta.TransferSyntaxUID)
+        pixel_bytes = _pixel_element_bytes(src, raw, ts) if raw is not None else None
+        if pixel_bytes is not None:
+            del dst.PixelData
         buffer = io.BytesIO()
         pydicom.dcmwrite(
             buffer,
@@ -215,7 +224,36 @@ def deidentify_dataset(src: Dataset, *, key: bytes) -> bytes:
         raise ImagingError(
             INVALID_DICOM, f"cannot write a de-identified copy ({type(exc).__name__})"
         ) from None
-    return buffer.getvalue()
+    if pixel_bytes is None:
+        return buffer.getvalue()
+    return buffer.getvalue() + pixel_bytes
+
+
+_PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
+_SEQ_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def _pixel_element_bytes(src: Dataset, raw: bytes, ts: UID) -> bytes | None:
+    """The whole (7FE0,0010) element as it lies in ``raw``, or None when unsure.
+
+    Only for little-endian, non-deflated syntaxes, when PixelData is the last
+    element the copy keeps (nothing after it is on the allowlist)."""
+    if not ts.is_little_endian or ts.is_deflated or "PixelData" not in src:
+        return None
+    elem = src["PixelData"]
+    start = getattr(elem, "file_tell", None)
+    if start is None or not isinstance(elem.value, bytes):
+        return None
+    header = 8 if ts.is_implicit_VR else 12
+    begin = start - header
+    end = start + len(elem.value) + (len(_SEQ_DELIMITER_LE) if elem.is_undefined_length else 0)
+    if begin < 0 or end > len(raw) or raw[begin : begin + 4] != _PIXEL_TAG_LE:
+        return None
+    if elem.is_undefined_length and raw[end - 8 : end] != _SEQ_DELIMITER_LE:
+        return None
+    if any(tag > elem.tag and keyword_for(tag) in KEEP for tag in src.keys()):  # noqa: SIM118 - tags, not elements
+        return None
+    return raw[begin:end]
 
 
 def deidentified_header_dict(header: DicomHeader, *, key: bytes) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     if existing is not None:
         return existing, False
     key = _pseudonym_key()
-    deid_bytes = deidentify_dataset(ds, key=key)  # parsed once, above
+    deid_bytes = deidentify_dataset(ds, key=key, raw=data)  # parsed once, above
     identity = identity_of_dataset(ds)
     name = f"{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
     phi_storage = storages["phi"]
