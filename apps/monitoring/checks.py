@@ -11,12 +11,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection
 
 from apps.models.files import sha256_file_cached, weights_path_resolve
 from apps.models.selectors import model_version_active
+from apps.outbox.selectors import outbox_backlog
 
 BROKER_TIMEOUT_S = 2.0
 
@@ -71,15 +73,25 @@ def _model() -> dict[str, Any]:
     return {"name": active.name, "version": active.version}
 
 
+def _outbox() -> dict[str, Any]:
+    """Work waiting to be published or picked up. Informational ("warn", never "fail"):
+    intake keeps accepting while no worker runs; the backlog says work is waiting."""
+    backlog = outbox_backlog()
+    oldest = backlog["oldest_waiting_s"]
+    stale = oldest is not None and oldest > settings.MAHTQA_OUTBOX_STALE_S
+    return {**backlog, **({"status": "warn", "warning": "outbox_backlog"} if stale else {})}
+
+
 CHECKS: dict[str, Callable[[], dict[str, Any] | None]] = {
     "database": _database,
     "broker": _broker,
     "storage": _storage,
     "model": _model,
+    "outbox": _outbox,
 }
 
 
 def readiness_run() -> dict[str, Any]:
     results = {name: _timed(fn) for name, fn in CHECKS.items()}
-    ok = all(r["status"] == "ok" for r in results.values())
+    ok = all(r["status"] != "fail" for r in results.values())
     return {"status": "ok" if ok else "fail", "checks": results}

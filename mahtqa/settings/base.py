@@ -337,6 +337,8 @@ MAHTQA_OUTBOX_BACKOFF_MAX_S = env.float("MAHTQA_OUTBOX_BACKOFF_MAX_S", default=5
 # dead; a queued study is then re-enqueued by the lease (a new row): never lost.
 MAHTQA_OUTBOX_MAX_PUBLISHES = env.int("MAHTQA_OUTBOX_MAX_PUBLISHES", default=60)
 MAHTQA_OUTBOX_KEEP_HOURS = env.int("MAHTQA_OUTBOX_KEEP_HOURS", default=72)
+# /readyz warns (without failing) when work has waited longer than this.
+MAHTQA_OUTBOX_STALE_S = env.float("MAHTQA_OUTBOX_STALE_S", default=300.0)
 if not MAHTQA_OUTBOX_DISPATCH_IN_WORKER:  # then beat publishes (every 2 s) as a backstop
     CELERY_BEAT_SCHEDULE["outbox-dispatch"] = {
         "task": "apps.outbox.tasks.outbox_dispatch_task",

@@ -40,7 +40,7 @@ def test_readyz_ok_with_everything_in_place(client, active_model, storages_tmp):
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "broker", "storage", "model"}
+    assert set(body["checks"]) == {"database", "broker", "storage", "model", "outbox"}
     for check in body["checks"].values():
         assert check["status"] == "ok"
         assert check["latency_ms"] >= 0
@@ -80,3 +80,25 @@ def test_readyz_broker_down_is_503_without_secrets(client, active_model, storage
 
 def test_probes_are_get_only(client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_readyz_reports_the_outbox_backlog_without_failing(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.outbox.models import OutboxMessage
+    from tests.factories import OutboxMessageFactory
+
+    before = client.get("/readyz")
+    assert before.json()["checks"]["outbox"]["status"] == "ok"
+    assert before.json()["checks"]["outbox"]["pending"] == 0
+    OutboxMessageFactory()
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=10))
+    after = client.get("/readyz")
+    outbox = after.json()["checks"]["outbox"]
+    assert outbox["status"] == "warn"
+    assert outbox["pending"] == 1
+    assert outbox["oldest_waiting_s"] >= 600
+    assert after.status_code == before.status_code  # a backlog never takes web out
