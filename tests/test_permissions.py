@@ -90,7 +90,7 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "issues:list":           {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
     "issues:new":            {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   302,    302,    302,    302,    LOGIN,  LOGIN)},
-    "issues:bulk":           {"GET":  (405,     405,    405,    405,    405,    405,    405),
+    "issues:bulk":           {"GET":  (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
     "issues:metrics":        {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
     "issues:settings":       {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN),

@@ -125,9 +125,10 @@ def issue_triage_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(_safe_next(request, reverse("issues:detail", args=[issue.pk])))
 
 
-@require_POST
 @perm_required(TRIAGE_PERM)
 def issue_bulk_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":  # a bookmarked or typed URL: the board, not a blank 405
+        return redirect("issues:list")
     ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
     action = request.POST.get("action", "")
     value = request.POST.get("value", "")
@@ -224,7 +225,11 @@ def occurrence_split_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @perm_required(REPORT_PERM)
 def issue_create_view(request: HttpRequest) -> HttpResponse:
-    form = IssueReportForm(request.POST or None)
+    # "Start an issue about this study" links here with ?study=<public id>.
+    initial = {
+        k: request.GET[k] for k in ("study", "model_version", "dataset_name") if k in request.GET
+    }
+    form = IssueReportForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         study = study_get(user=request.user, public_id=data["study"]) if data["study"] else None

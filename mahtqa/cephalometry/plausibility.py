@@ -29,6 +29,7 @@ ORDER_CODES: tuple[str, ...] = (
     "order_gn_between",
 )
 RANGE_CODES: tuple[str, ...] = tuple(f"range_{c}" for c in MEASUREMENT_CODES)
+SHAPE_CODE = "shape_outlier"
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def _shape(
         f"Landmark configuration is atypical: shape-model distance {dist:.1f} "
         f"(>= {limit:g}; {detail})."
     )
-    return [Finding("shape_outlier", sev, msg, ABBREVIATIONS)]  # type: ignore[arg-type]
+    return [Finding(SHAPE_CODE, sev, msg, ABBREVIATIONS)]  # type: ignore[arg-type]
 
 
 def check_plausibility(

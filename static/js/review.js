@@ -230,8 +230,9 @@
     else if (k === "Escape") select(-1);
     else if (!editable) return;
     else if (k === "a" || k === "A") submit("accept");
-    else if (k === "r" || k === "R") { if (reason.value.trim()) submit("reject"); else ask("reject"); }
-    else if (k === "e" || k === "E") { if (reason.value.trim()) submit("escalate"); else ask("escalate"); }
+    // preventDefault: ask() focuses the reason box, which must not receive the letter.
+    else if (k === "r" || k === "R") { evt.preventDefault(); if (reason.value.trim()) submit("reject"); else ask("reject"); }
+    else if (k === "e" || k === "E") { evt.preventDefault(); if (reason.value.trim()) submit("escalate"); else ask("escalate"); }
   });
   if (form) form.addEventListener("submit", function (evt) {
     var action = evt.submitter && evt.submitter.value;

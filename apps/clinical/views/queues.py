@@ -25,6 +25,7 @@ from apps.core.errors import DomainError
 from apps.core.htmx import htmx_partial
 from apps.core.permissions import perm_required
 from apps.models.models import ModelVersion
+from mahtqa.cephalometry.plausibility import ORDER_CODES, RANGE_CODES, SHAPE_CODE
 
 PAGE_SIZE = 50
 TITLES = {
@@ -32,11 +33,9 @@ TITLES = {
     "escalated": "Escalated cases",
     "mine": "My claimed cases",
 }
-FINDING_CODES = (
-    "low_confidence", "out_of_distribution", "spacing_unknown", "review_all",
-    "n_anterior_to_s", "a_above_b", "b_above_pog", "me_lowest", "gn_between",
-    "sna_range", "snb_range", "anb_range", "sn_range", "n_me_range", "y_axis_range", "shape",
-)  # fmt: skip
+# The codes cases really carry: the router's own and the plausibility rules'.
+ROUTING_CODES = ("low_confidence", "out_of_distribution", "spacing_unknown", "review_all")
+FINDING_CODES = (*ROUTING_CODES, *ORDER_CODES, *RANGE_CODES, SHAPE_CODE)
 
 
 def _queue(request: HttpRequest, scope: str) -> HttpResponse:
