@@ -130,3 +130,22 @@ def test_an_api_token_opens_no_page(live_server, browser, make_user):
         assert api.status == 200  # the same token does work on the API
     finally:
         context.close()
+
+
+def test_r_and_e_open_the_reason_box_without_typing_into_it(live_server, page, make_user):
+    """Issue 11: pressing R typed "r" into the reason (stored reasons read "eSpacing...")."""
+    pacs = make_user(Role.API_CLIENT)
+    rad = make_user(Role.RADIOLOGIST)
+    task = _phantom_case(pacs)
+    login(page, live_server.url, rad.username, PASSWORD, "/clinical/queue/")
+    page.click("#next-case")
+    page.wait_for_url(f"**/clinical/cases/{task.study.public_id}/")
+    page.wait_for_selector("g.lm[data-abbr=A] circle")
+    page.locator("#viewer").click(position={"x": 5, "y": 5})  # focus off any field
+    page.keyboard.press("r")
+    reason = page.locator("textarea[name=reason]")
+    reason.wait_for(state="visible")
+    assert reason.evaluate("el => el === document.activeElement")
+    assert reason.input_value() == ""
+    page.keyboard.type("Spacing looks wrong")
+    assert reason.input_value() == "Spacing looks wrong"
