@@ -21,8 +21,10 @@ logger = logging.getLogger(__name__)
 
 def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Create a token; returns ``(token, raw_key)``. The raw key is shown once, never stored."""
-    for _ in range(5):
+    for _ in range(20):
         raw_key = secrets.token_urlsafe(32)  # 256 bits
+        if raw_key.startswith("-"):  # `revoke_api_token -abc...` would read as an option
+            continue
         try:
             with transaction.atomic():
                 token = ApiToken.objects.create(

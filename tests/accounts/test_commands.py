@@ -83,3 +83,12 @@ def test_seed_demo_users_reset_gives_working_logins_and_new_token(monkeypatch, c
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/me/").status_code == 200
+
+
+def test_token_prefixes_never_start_with_a_dash(api_client_user):
+    """A prefix starting with "-" reads as an option on the command line
+    (`revoke_api_token -x1234567`): keys are drawn again until they don't."""
+    from apps.accounts.services import api_token_create
+
+    prefixes = [api_token_create(user=api_client_user, name=f"t{i}")[0].prefix for i in range(300)]
+    assert not [p for p in prefixes if p.startswith("-")]
