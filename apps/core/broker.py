@@ -34,6 +34,9 @@ class Transport(kombu_sqla.Transport):
 # --- Redis: survive a broker that goes away while messages are unacknowledged --------
 
 
+_GONE = (AttributeError, OSError, kombu_redis.redis.exceptions.ConnectionError)
+
+
 class _RedisQoS(kombu_redis.QoS):
     """kombu's Redis QoS, except that losing the broker while restoring unacked messages
     does not kill the worker.
@@ -49,12 +52,32 @@ class _RedisQoS(kombu_redis.QoS):
     def restore_unacked(self, client=None):
         try:
             return super().restore_unacked(client)
-        except (AttributeError, OSError, kombu_redis.redis.exceptions.ConnectionError) as exc:
+        except _GONE as exc:
             logger.warning(
                 "broker gone while restoring %d unacked message(s) (%s): left to the "
                 "visibility timeout and the outbox", len(self._delivered), type(exc).__name__,
             )  # fmt: skip
             self._delivered.clear()
+            return None
+
+    # The same bug on acknowledging a task that finished after the connection died:
+    # the message stays unacked in Redis and comes back after the visibility timeout,
+    # where the idempotent task finds its study finished and does nothing.
+    def ack(self, delivery_tag):
+        try:
+            return super().ack(delivery_tag)
+        except _GONE as exc:
+            logger.warning("broker gone, ack of %s skipped (%s)", delivery_tag, type(exc).__name__)
+            self._delivered.pop(delivery_tag, None)
+            return None
+
+    def reject(self, delivery_tag, requeue=False):
+        try:
+            return super().reject(delivery_tag, requeue=requeue)
+        except _GONE as exc:
+            logger.warning("broker gone, reject of %s skipped (%s)", delivery_tag,
+                           type(exc).__name__)  # fmt: skip
+            self._delivered.pop(delivery_tag, None)
             return None
 
 
