@@ -97,7 +97,7 @@ def study_identity(*, study: Study | None) -> PatientIdentity:
     phi_storage = storages["phi"]
     if study.original_file and phi_storage.exists(study.original_file):
         with phi_storage.open(study.original_file, "rb") as fh:
-            identity = identity_read(fh.read())
+            identity = identity_read(fh)  # header only, not the pixels
     extra = (study.sop_instance_uid, study.study_instance_uid)
     return PatientIdentity(
         names=identity.names, ids=identity.ids, dates=identity.dates,

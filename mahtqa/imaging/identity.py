@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -55,10 +56,12 @@ def identity_of_dataset(ds: Dataset) -> PatientIdentity:
     )  # fmt: skip
 
 
-def identity_read(data: bytes) -> PatientIdentity:
-    """The identifiers of a Part-10 file (header only; an unreadable file has none)."""
+def identity_read(data: bytes | BinaryIO) -> PatientIdentity:
+    """The identifiers of a Part-10 file, from its bytes or an open file (only the
+    header is read from a file); an unreadable file identifies nobody."""
+    source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        ds = pydicom.dcmread(source, stop_before_pixels=True)
     except Exception:  # noqa: BLE001 - a file we cannot read identifies nobody we can scrub
         return PatientIdentity()
     return identity_of_dataset(ds)

@@ -147,3 +147,16 @@ def test_client_cannot_link_another_clients_study(planted_study, make_user):
     assert theirs.json() == missing.json()
     assert theirs.json()["code"] == "not_found"
     assert Issue.objects.count() == 0
+
+
+def test_the_index_is_rebuilt_from_the_stored_originals(planted_study):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    before = set(PhiDigest.objects.values_list("digest", flat=True))
+    PhiDigest.objects.all().delete()
+    out = StringIO()
+    call_command("phi_index_rebuild", stdout=out)
+    assert "indexed 1 studies" in out.getvalue()
+    assert set(PhiDigest.objects.values_list("digest", flat=True)) == before

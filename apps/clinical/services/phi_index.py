@@ -31,7 +31,7 @@ def phi_index_rebuild(*, batch: int = 200) -> tuple[int, int]:
         if not name or not phi_storage.exists(name):
             continue
         with phi_storage.open(name, "rb") as fh:
-            identity = identity_read(fh.read())
+            identity = identity_read(fh)  # header only, not the pixels
         digests += phi_index_add(identity=identity)
         studies += 1
     return studies, digests
