@@ -8,4 +8,4 @@ class OutboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.outbox import signals  # noqa: F401  (task_prerun receiver)
+        from apps.outbox import signals  # noqa: F401  (task_postrun receiver)

@@ -14,7 +14,7 @@ class OutboxMessage(models.Model):
     Written in the same transaction as the change it follows (a study, a
     notification), so a broker outage delays the work and never loses it. A
     dispatcher in every worker publishes due rows; a worker marks its row done
-    when the task starts; a row published but never picked up (the broker lost
+    when the task has run; a row published but never run to the end (the broker lost
     it) is published again after ``available_at``.
     """
 
