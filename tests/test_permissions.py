@@ -67,7 +67,7 @@ pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "radiologist", "senior_radiologist", "engineer", "admin", "api_a", "api_b")
 LOGIN = "302 to login"
 ADMIN_ROWS = {"admin:index", "admin:login"}
-CODES = {200, 201, 202, 302, 401, 403, 404, 405, LOGIN}
+CODES = {200, 201, 202, 302, 401, 403, 404, 405, 409, LOGIN}
 API_ERROR_CODES = {401: "not_authenticated", 403: "permission_denied", 405: "method_not_allowed"}
 
 # fmt: off
@@ -85,8 +85,9 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "models:list":           {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
     "models:activate":       {"GET":  (405,     405,    405,    405,    405,    405,    405),
                               "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
-    "models:rollback":       {"GET":  (405,     405,    405,    405,    405,    405,    405),
-                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "models:rollback":       {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN),
+                              # the world has one model: nothing to roll back to (shown, 409)
+                              "POST": (LOGIN,   403,    403,    403,    409,    LOGIN,  LOGIN)},
     "issues:list":           {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
     "issues:new":            {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   302,    302,    302,    302,    LOGIN,  LOGIN)},
@@ -121,6 +122,8 @@ EXPECTED: dict[str, dict[str, tuple]] = {
                               "POST": (LOGIN,   200,    200,    403,    200,    LOGIN,  LOGIN)},
     "clinical:decide":       {"GET":  (405,     405,    405,    405,    405,    405,    405),
                               "POST": (LOGIN,   302,    302,    403,    302,    LOGIN,  LOGIN)},
+    "clinical:take_over":    {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    302,    403,    302,    LOGIN,  LOGIN)},
     "clinical:thresholds":   {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
     "clinical:audit":        {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN)},
@@ -154,6 +157,7 @@ PATH_OBJECT = {
     "clinical:release": "study",
     "clinical:recompute": "study",
     "clinical:decide": "study",
+    "clinical:take_over": "study",
     "clinical-api:study-detail": "study",
     "issues-api:detail": "issue",
 }
@@ -339,6 +343,7 @@ POST_BODY: dict[str, Callable[[World, str], Any]] = {
     "clinical:decide": lambda w, r: {
         "action": "accept", "landmarks": json.dumps(w.task.prediction.landmarks),
     },
+    "clinical:take_over": lambda w, r: {"reason": "The holder is off sick."},
     "clinical:thresholds": _thresholds_form,
     "clinical-api:study-list": lambda w, r: ("dicom", cr_bytes(seed=ROLES.index(r))),
     "issues-api:list": lambda w, r: ("json", {"title": "Reported through the API",

@@ -58,6 +58,7 @@ class CaseEventKind(models.TextChoices):
     OVERDUE = "overdue", "Overdue: escalated automatically"
     NOTIFIED = "notified", "Notified"
     DECIDED = "decided", "Decided"
+    TAKEN_OVER = "taken_over", "Taken over"
 
 
 class AuditAction(models.TextChoices):
@@ -66,4 +67,30 @@ class AuditAction(models.TextChoices):
     CASE_CLAIM = "case_claim", "Claimed a case"
     CASE_DECIDE = "case_decide", "Decided a case"
     CASE_ESCALATE = "case_escalate", "Escalated a case"
+    CASE_TAKEOVER = "case_takeover", "Took over a claimed case"
     THRESHOLDS_CHANGE = "thresholds_change", "Changed thresholds"
+
+
+# What a reviewer reads for each routing reason / finding code (the code stays on hover).
+REASON_LABELS: dict[str, str] = {
+    "low_confidence": "Low confidence",
+    "out_of_distribution": "Unusual radiograph",
+    "spacing_unknown": "Pixel spacing unknown",
+    "review_all": "Review-all policy",
+    "confident_plausible": "Confident and plausible",
+    "order_n_s": "N not in front of S",
+    "order_a_b": "A and B out of order",
+    "order_b_pog": "B and Pog out of order",
+    "order_me_lowest": "Me not the lowest point",
+    "order_gn_between": "Gn not between Pog and Me",
+    "shape_outlier": "Implausible shape",
+}
+
+
+def reason_label(code: str) -> str:
+    """A human label for a reason or finding code; unknown codes read as themselves."""
+    if code in REASON_LABELS:
+        return REASON_LABELS[code]
+    if code.startswith("range_"):
+        return f"{code[len('range_') :]} out of range"
+    return code.replace("_", " ")

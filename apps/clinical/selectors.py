@@ -18,7 +18,7 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.clinical.models import PhiDigest, Prediction, Review, Study
 from apps.core.navigation import user_has_perm
-from mahtqa.imaging.identity import PatientIdentity, identity_read
+from mahtqa.imaging.identity import PatientCard, PatientIdentity, identity_read, patient_card_read
 from mahtqa.phi import Scrubber
 
 
@@ -104,6 +104,16 @@ def study_identity(*, study: Study | None) -> PatientIdentity:
         uids=tuple(dict.fromkeys([*identity.uids, *[u for u in extra if u]])),
         all_values=tuple(dict.fromkeys([*identity.all_values, *[u for u in extra if u]])),
     )  # fmt: skip
+
+
+def study_patient_card(*, study: Study) -> PatientCard:
+    """Name, ID, birth date, sex, study date and accession from the original file's
+    header, for clinicians with ``view_phi`` (read per request, never cached or logged)."""
+    phi_storage = storages["phi"]
+    if not study.original_file or not phi_storage.exists(study.original_file):
+        return PatientCard()
+    with phi_storage.open(study.original_file, "rb") as fh:
+        return patient_card_read(fh)
 
 
 def phi_scrubber(*, study: Study | None = None, values: Iterable[str] = ()) -> Scrubber:

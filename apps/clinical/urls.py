@@ -17,6 +17,7 @@ urlpatterns = [
     path("cases/<uuid:public_id>/release/", review.release, name="release"),
     path("cases/<uuid:public_id>/recompute/", review.recompute, name="recompute"),
     path("cases/<uuid:public_id>/decide/", review.decide, name="decide"),
+    path("cases/<uuid:public_id>/take-over/", review.take_over, name="take_over"),
     path("thresholds/", admin.thresholds, name="thresholds"),
     path("audit/", admin.audit, name="audit"),
 ]

@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.views.decorators.http import require_POST
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.errors import DomainError
 from apps.core.htmx import htmx_partial, is_htmx_partial
 from apps.core.permissions import perm_required
 from apps.models.models import ModelVersion
-from apps.models.selectors import model_version_list
+from apps.core.exceptions import domain_status
+from apps.models.selectors import model_version_active, model_version_list, model_version_previous
 from apps.models.services import (
     MANAGE_PERM,
     REGISTER_PERMS,
@@ -50,13 +52,19 @@ def model_version_activate_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _after_change(request)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @perm_required(MANAGE_PERM)
 def model_version_rollback_view(request: HttpRequest) -> HttpResponse:
+    """GET: what a rollback would change, and a button to confirm it. POST: do it.
+    A refusal is shown on this page, in the error style, not later on another one."""
+    current = model_version_active()
+    context = {"current": current, "previous": model_version_previous(exclude=current)}
+    if request.method == "GET":
+        return render(request, "models/rollback.html", context)
     try:
         model_version = model_version_rollback(user=request.user)
     except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Rolled back to {model_version}.")
-    return _after_change(request)
+        context["error"] = exc
+        return render(request, "models/rollback.html", context, status=domain_status(exc))
+    messages.success(request, f"Rolled back to {model_version}.")
+    return redirect("models:list")

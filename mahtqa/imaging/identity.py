@@ -65,3 +65,55 @@ def identity_read(data: bytes | BinaryIO) -> PatientIdentity:
     except Exception:  # noqa: BLE001 - a file we cannot read identifies nobody we can scrub
         return PatientIdentity()
     return identity_of_dataset(ds)
+
+
+@dataclass(frozen=True)
+class PatientCard:
+    """What a clinician checks before signing off (PHI: shown to ``view_phi`` only)."""
+
+    name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    study_date: str = ""
+    accession: str = ""
+
+    @property
+    def known(self) -> bool:
+        return any((self.name, self.patient_id, self.birth_date, self.accession))
+
+
+def _date(value: str) -> str:
+    value = value.strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
+
+
+def _person(value: str) -> str:
+    parts = [p.strip() for p in value.split("^")]
+    family, given = (parts + ["", ""])[:2]
+    return f"{family}, {given}" if family and given else (family or given)
+
+
+def patient_card_read(data: bytes | BinaryIO) -> PatientCard:
+    """The patient card of a Part-10 file (header only); unreadable: an empty card."""
+    source = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    try:
+        ds = pydicom.dcmread(source, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - an unreadable original shows an empty card
+        return PatientCard()
+
+    def first(keyword: str) -> str:
+        values = _values(ds, keyword)
+        return values[0] if values else ""
+
+    sex = {"M": "male", "F": "female", "O": "other"}.get(first("PatientSex").upper(), "")
+    return PatientCard(
+        name=_person(first("PatientName")),
+        patient_id=first("PatientID"),
+        birth_date=_date(first("PatientBirthDate")),
+        sex=sex,
+        study_date=_date(first("StudyDate")),
+        accession=first("AccessionNumber"),
+    )

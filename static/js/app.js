@@ -8,4 +8,9 @@
       el.form.submit();
     }
   });
+  // A form that came back with errors: its summary (at the top) takes the focus.
+  document.addEventListener("DOMContentLoaded", function () {
+    var summary = document.getElementById("error-summary");
+    if (summary) summary.focus();
+  });
 })();

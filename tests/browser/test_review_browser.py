@@ -49,14 +49,14 @@ def test_radiologist_drags_a_landmark_accepts_and_the_api_sees_it(
     assert page.url.endswith("/clinical/queue/")
     page.click("#next-case")
     page.wait_for_url(f"**/clinical/cases/{task.study.public_id}/")
-    page.wait_for_selector("g.lm[data-abbr=A] circle")
+    page.wait_for_selector("g.lm[data-abbr=A] circle.ring")
     page.wait_for_function("document.querySelector('#viewer image').getBBox().width > 0")
     assert page.locator("g.lm").count() == 7
-    assert page.locator("g.lm[data-abbr=A] circle").get_attribute("fill") == "#dc2626"  # low
-    assert page.locator("g.lm[data-abbr=S] circle").get_attribute("fill") == "#16a34a"
+    assert page.locator("g.lm[data-abbr=A] circle.ring").get_attribute("fill") == "#dc2626"  # low
+    assert page.locator("g.lm[data-abbr=S] circle.ring").get_attribute("fill") == "#16a34a"
     page.screenshot(path=str(artifacts_dir / "review-screen.png"), full_page=True)
 
-    box = page.locator("g.lm[data-abbr=A] circle").bounding_box()
+    box = page.locator("g.lm[data-abbr=A] circle.ring").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx, cy)
     page.mouse.down()
@@ -64,7 +64,7 @@ def test_radiologist_drags_a_landmark_accepts_and_the_api_sees_it(
     page.mouse.move(cx + 40, cy + 30, steps=5)
     page.mouse.up()
     page.wait_for_selector("#analysis[data-recomputed='1']")
-    assert "Correct and accept" in page.inner_text("#btn-accept")
+    assert "Correct, accept & next" in page.inner_text("#btn-accept")
     x_after_drag = float(page.inner_text("tr[data-abbr=A] .xy").split(",")[0])
     assert x_after_drag > before["A"]["x"] + 5
     page.keyboard.down("Shift")
@@ -75,7 +75,7 @@ def test_radiologist_drags_a_landmark_accepts_and_the_api_sees_it(
     assert x_after_keys == pytest.approx(x_after_drag - 11, abs=0.05)
     page.screenshot(path=str(artifacts_dir / "review-screen-corrected.png"), full_page=True)
 
-    page.keyboard.press("a")  # accept (a correction, since A moved)
+    page.keyboard.press("a")  # accept (a correction, since A moved); the queue is then empty
     page.wait_for_url("**/clinical/queue/")
     assert "corrected" in page.inner_text(".messages").lower()
 
@@ -140,7 +140,7 @@ def test_r_and_e_open_the_reason_box_without_typing_into_it(live_server, page, m
     login(page, live_server.url, rad.username, PASSWORD, "/clinical/queue/")
     page.click("#next-case")
     page.wait_for_url(f"**/clinical/cases/{task.study.public_id}/")
-    page.wait_for_selector("g.lm[data-abbr=A] circle")
+    page.wait_for_selector("g.lm[data-abbr=A] circle.ring")
     page.locator("#viewer").click(position={"x": 5, "y": 5})  # focus off any field
     page.keyboard.press("r")
     reason = page.locator("textarea[name=reason]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -41,6 +42,53 @@ def notifications_current() -> dict:
         .first()
     )
     return row or {"emails": {}, "webhook_url": ""}
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who an escalation to a level reaches: people by e-mail, and the webhook."""
+
+    level: str
+    usernames: tuple[str, ...]
+    emails: tuple[str, ...]
+    webhook: bool
+
+    @property
+    def nobody(self) -> bool:
+        return not self.emails and not self.webhook
+
+    def summary(self) -> str:
+        """One sentence for the reviewer's screen and the case timeline (no addresses)."""
+        label = EscalationLevel(self.level).label.lower()
+        if self.nobody:
+            return (
+                f"Nobody could be notified: no active {label} has an e-mail address and "
+                f"no address or webhook is set for this level (Thresholds, SLAs and escalation)."
+            )
+        parts = []
+        if self.emails:
+            who = ", ".join(self.usernames) if self.usernames else "the configured addresses"
+            extra = len(self.emails) - len(self.usernames)
+            if self.usernames and extra > 0:
+                who += f" and {extra} configured address(es)"
+            parts.append(f"{len(self.emails)} by e-mail ({who})")
+        if self.webhook:
+            parts.append("the webhook")
+        return "Notifying " + " and ".join(parts) + "."
+
+
+def escalation_audience(*, level: str) -> Audience:
+    targets = notifications_current()
+    users = list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=level)
+        .exclude(email="")
+        .values_list("username", "email")
+        .order_by("username")
+    )
+    emails = sorted({e for _, e in users} | set(targets.get("emails", {}).get(level, [])))
+    webhook = str(targets.get("webhook_url") or "").startswith(("http://", "https://"))
+    return Audience(level, tuple(u for u, _ in users), tuple(emails), webhook)
 
 
 def level_next(*, level: str, chain: list[str]) -> str | None:
@@ -167,12 +215,8 @@ def review_task_notify(*, task_id: int) -> int:
 def _notify(task: ReviewTask) -> int:
     task_id = task.pk
     targets = notifications_current()
-    users = (
-        get_user_model().objects.filter(is_active=True, groups__name=task.level).exclude(email="")
-    )
-    recipients = sorted(
-        {u.email for u in users} | set(targets.get("emails", {}).get(task.level, []))
-    )
+    audience = escalation_audience(level=task.level)
+    recipients = list(audience.emails)
     path = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
     base = getattr(settings, "MAHTQA_BASE_URL", "").rstrip("/")
     subject = f"[MAHT-QA] {task.priority} case escalated to {task.level}"
@@ -184,7 +228,7 @@ def _notify(task: ReviewTask) -> int:
     if recipients:
         send_mail(subject, body, None, recipients, fail_silently=False)
     webhook = targets.get("webhook_url") or ""
-    if webhook.startswith(("http://", "https://")):
+    if audience.webhook:
         payload = json.dumps(
             {
                 "event": "review_task_escalated",
@@ -204,6 +248,6 @@ def _notify(task: ReviewTask) -> int:
             logger.warning("escalation webhook failed for task id=%s", task_id)
     CaseEvent.objects.create(
         study_id=task.study_id, kind=CaseEventKind.NOTIFIED, level=task.level,
-        message=f"{len(recipients)} email recipient(s)" + (", webhook" if webhook else ""),
+        message=audience.summary().replace("Notifying", "Notified", 1),
     )  # fmt: skip
     return len(recipients)

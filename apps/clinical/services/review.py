@@ -14,9 +14,11 @@ from apps.clinical.choices import (
     AuditAction,
     CaseEventKind,
     EscalationLevel,
+    Priority,
     ReviewOutcome,
     StudyStatus,
     TaskStatus,
+    reason_label,
 )
 from apps.clinical.models import CaseEvent, Review, ReviewTask, Study
 from apps.clinical.services.audit import audit_record
@@ -127,6 +129,56 @@ def review_task_claim(*, user, study: Study, ip: str | None = None) -> ReviewTas
     return task
 
 
+def may_take_over(user) -> bool:
+    """Seniors and admins may take over a case another reviewer holds."""
+    return user_has_perm(user, "accounts.work_escalations") or user_has_perm(
+        user, "accounts.manage_thresholds"
+    )
+
+
+def review_task_take_over(
+    *, user, study: Study, reason: str, ip: str | None = None
+) -> ReviewTask:
+    """A senior or admin takes a claimed case from its holder, with a reason (audited)."""
+    reason = (reason or "").strip()[:500]
+    if not may_take_over(user):
+        raise Forbidden("permission_denied", "Only a senior radiologist or an admin may take over.")
+    if not reason:
+        raise InvalidInput(
+            "reason_required", "Say why you take the case over.", details={"reason": "required"}
+        )
+    with transaction.atomic():
+        task = (
+            ReviewTask.objects.select_for_update(of=("self",))
+            .select_related("claimed_by")
+            .filter(study=study)
+            .first()
+        )
+        if task is None or task.status == TaskStatus.DONE:
+            raise Conflict("not_open", "This case is not waiting for review.")
+        if not _may_work(user, task):
+            raise Forbidden("permission_denied", "This case needs a more senior reviewer.")
+        if task.status != TaskStatus.CLAIMED:
+            raise Conflict("not_claimed", "Nobody holds this case: claim it instead.")
+        if task.claimed_by_id == user.pk:
+            return task
+        previous = task.claimed_by.username if task.claimed_by else ""
+        _claim(task, user, timezone.now())
+        CaseEvent.objects.create(
+            study=study, kind=CaseEventKind.TAKEN_OVER, actor=user, level=task.level,
+            message=f"from {previous}: {reason}",
+        )  # fmt: skip
+    audit_record(
+        actor=user,
+        action=AuditAction.CASE_TAKEOVER,
+        target_type="study",
+        target_id=str(study.public_id),
+        ip=ip,
+        details={"from": previous, "level": task.level, "reason": reason},
+    )
+    return task
+
+
 def review_task_release(*, user, study: Study) -> ReviewTask:
     """Give a claimed case back to the queue."""
     with transaction.atomic():
@@ -233,6 +285,20 @@ def review_recompute(*, study: Study, landmarks: list[dict]) -> tuple[dict, list
     )
 
 
+def confirmation_reasons(*, task: ReviewTask) -> list[str]:
+    """Why accepting this case needs an explicit confirmation (empty: it does not):
+    it is urgent, or the model's result carries a high-severity finding."""
+    out = []
+    if task.priority == Priority.URGENT:
+        out.append("the case is urgent")
+    high = [f for f in (task.prediction.findings or []) if f.get("severity") == "high"]
+    if high:
+        out.append(f"{len(high)} high-severity finding(s): " + ", ".join(
+            sorted({reason_label(f.get("code", "")) for f in high})
+        ))  # fmt: skip
+    return out
+
+
 def review_decide(
     *,
     user,
@@ -240,10 +306,13 @@ def review_decide(
     action: str,
     landmarks_raw=None,
     reason: str = "",
+    confirmed: bool = False,
     ip: str | None = None,
 ) -> Review:
     """Accept (corrected if any landmark moved) or reject a claimed case. Closes the task,
-    marks the study reviewed and stores before/after, reviewer and time spent."""
+    marks the study reviewed and stores before/after, reviewer and time spent.
+
+    Accepting an urgent case or one with high findings needs ``confirmed``."""
     reason = (reason or "").strip()[:500]
     if action not in ("accept", "reject"):
         raise InvalidInput("invalid_action", "action must be accept or reject.")
@@ -268,6 +337,14 @@ def review_decide(
             )
         if task.status != TaskStatus.CLAIMED or task.claimed_by_id != user.pk:
             raise Conflict("not_claimed", "Claim the case before deciding it.")
+        if action == "accept" and not confirmed:
+            why = confirmation_reasons(task=task)
+            if why:
+                raise InvalidInput(
+                    "confirmation_required",
+                    "Confirm the acceptance: " + "; ".join(why) + ".",
+                    details={"confirmed": "required"},
+                )
         before = task.prediction.landmarks
         if action == "reject":
             outcome, after = ReviewOutcome.REJECTED, []

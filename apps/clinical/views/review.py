@@ -13,24 +13,29 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.clinical.choices import AuditAction, TaskStatus
+from apps.clinical.choices import AuditAction, TaskStatus, reason_label
 from apps.clinical.models import ReviewTask, Study
 from apps.clinical.review_selectors import case_timeline
 from apps.clinical.selectors import (
     study_get,
     study_latest_prediction,
     study_latest_review,
+    study_patient_card,
     study_visibility,
 )
 from apps.clinical.services.audit import audit_record
-from apps.clinical.services.escalation import review_task_escalate
-from apps.clinical.services.images import study_png
+from apps.clinical.services.escalation import escalation_audience, review_task_escalate
+from apps.clinical.services.images import SIZES, study_png
 from apps.clinical.services.review import (
+    confirmation_reasons,
     landmarks_clean,
+    may_take_over,
     review_decide,
     review_recompute,
     review_task_claim,
+    review_task_claim_next,
     review_task_release,
+    review_task_take_over,
     review_task_touch,
 )
 from apps.clinical.views.common import PHI_OR_DEID, client_ip
@@ -64,8 +69,20 @@ def _findings_by_landmark(findings: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for f in findings:
         for abbr in f.get("landmarks", []):
-            out.setdefault(abbr, []).append(f)
+            out.setdefault(abbr, []).append({**f, "label": reason_label(f["code"])})
     return out
+
+
+def _why_here(reasons: list[dict], findings: list[dict]) -> list[dict]:
+    """The routing reasons as labelled chips; findings are listed once, under Findings."""
+    finding_codes = {f["code"] for f in findings}
+    chips = []
+    for r in reasons:
+        label = reason_label(r.get("code", ""))
+        if r.get("landmark"):
+            label += f" {r['landmark']}"
+        chips.append({**r, "label": label, "is_finding": r.get("code") in finding_codes})
+    return chips
 
 
 @require_GET
@@ -89,7 +106,7 @@ def review(request: HttpRequest, public_id) -> HttpResponse:
         target_type="study",
         target_id=str(study.public_id),
         ip=client_ip(request),
-        details={"read_only": not can_work},
+        details={"read_only": not can_work, "identity_shown": identified},
     )
     if can_work:
         review_task_touch(user=request.user, task=task)
@@ -100,6 +117,8 @@ def review(request: HttpRequest, public_id) -> HttpResponse:
         else (prediction.landmarks if prediction else [])
     )
     findings = prediction.findings if prediction else []
+    card = study_patient_card(study=study) if identified else None
+    holder = task.claimed_by if task is not None and task.status == TaskStatus.CLAIMED else None
     context = {
         "study": study,
         "identified": identified,
@@ -111,6 +130,14 @@ def review(request: HttpRequest, public_id) -> HttpResponse:
         "measurements": prediction.measurements if prediction else {},
         "findings": findings,
         "findings_by_landmark": _findings_by_landmark(findings),
+        "why_here": _why_here(task.reasons if task else [], findings),
+        "patient": card,
+        "confirm_reasons": confirmation_reasons(task=task) if can_work else [],
+        "can_take_over": (
+            identified and holder is not None and holder.pk != request.user.pk
+            and may_take_over(request.user)
+        ),  # fmt: skip
+        "image_urls": {size: _image_url(study, size) for size in SIZES},
         "can_work": can_work,
         "can_claim": (
             identified
@@ -125,13 +152,41 @@ def review(request: HttpRequest, public_id) -> HttpResponse:
     return render(request, "clinical/review.html", context)
 
 
+def _image_url(study: Study, size: str) -> str:
+    url = reverse("clinical:review_image", kwargs={"public_id": study.public_id})
+    # the content hash in the URL lets the browser cache each rendition for good
+    return f"{url}?size={size}&v={study.file_sha256[:12]}"
+
+
 @require_GET
 @perm_required(PHI_OR_DEID)
-@cache_control(private=True, max_age=3600)
+@cache_control(private=True, max_age=86400)
 def review_image(request: HttpRequest, public_id) -> HttpResponse:
-    """The de-identified pixels as PNG (no PHI in the pixels' metadata)."""
+    """The de-identified pixels as PNG (no PHI in the pixels' metadata);
+    ``?size=preview`` is the downscaled rendition shown first."""
     study = _study(request, public_id)
-    return HttpResponse(study_png(study=study), content_type="image/png")
+    size = request.GET.get("size", "full")
+    if size not in SIZES:
+        raise Http404
+    return HttpResponse(study_png(study=study, size=size), content_type="image/png")
+
+
+@require_POST
+@perm_required(("accounts.work_escalations", "accounts.manage_thresholds"))
+def take_over(request: HttpRequest, public_id) -> HttpResponse:
+    study = _study(request, public_id)
+    back = reverse("clinical:review", kwargs={"public_id": study.public_id})
+    if study_visibility(request.user) != "phi":
+        raise PermissionDenied
+    try:
+        review_task_take_over(
+            user=request.user, study=study, reason=request.POST.get("reason", ""),
+            ip=client_ip(request),
+        )  # fmt: skip
+    except DomainError as exc:
+        return domain_error_response(request, exc, back=back)
+    messages.success(request, "You hold this case now; its previous holder was told in the timeline.")
+    return redirect(back)
 
 
 @require_POST
@@ -204,26 +259,40 @@ def decide(request: HttpRequest, public_id) -> HttpResponse:
     back = reverse("clinical:review", kwargs={"public_id": study.public_id})
     ip = client_ip(request)
     reason = request.POST.get("reason", "")
+    short = str(study.public_id)[:8]
     try:
         if action == "escalate":
             task = review_task_escalate(user=request.user, study=study, reason=reason, ip=ip)
-            messages.success(request, f"Escalated to {task.get_level_display()}.")
+            audience = escalation_audience(level=task.level)
+            (messages.warning if audience.nobody else messages.success)(
+                request, f"Case {short} escalated to {task.get_level_display()}. {audience.summary()}"
+            )
         else:
             raw = _landmarks_param(request) if action == "accept" else None
             result = review_decide(
                 user=request.user, study=study, action=action, landmarks_raw=raw,
-                reason=reason, ip=ip,
+                reason=reason, confirmed=request.POST.get("confirmed") == "1", ip=ip,
             )  # fmt: skip
-            messages.success(request, f"Case {result.get_outcome_display().lower()}.")
+            messages.success(request, f"Case {short} {result.get_outcome_display().lower()}.")
     except DomainError as exc:
         return domain_error_response(request, exc, back=back)
-    nxt = (
-        "clinical:escalations"
-        if request.POST.get("from") == "escalated"
-        else "clinical:review_queue"
-    )
+    return _go_next(request, escalated=request.POST.get("from") == "escalated")
+
+
+def _go_next(request: HttpRequest, *, escalated: bool) -> HttpResponse:
+    """After a decision: the next case of the same queue, claimed; the queue when empty."""
+    queue = reverse("clinical:escalations" if escalated else "clinical:review_queue")
+    try:
+        task = review_task_claim_next(user=request.user, escalated=escalated, ip=client_ip(request))
+    except DomainError:
+        task = None
+    if task is None:
+        messages.info(request, "No more cases waiting in this queue.")
+        url = queue
+    else:
+        url = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
     if request.htmx:
         response = HttpResponse(status=204)
-        response["HX-Redirect"] = reverse(nxt)
+        response["HX-Redirect"] = url
         return response
-    return redirect(nxt)
+    return redirect(url)
