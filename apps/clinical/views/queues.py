@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.clinical.choices import reason_label
 from apps.clinical.models import ReviewTask
 from apps.clinical.review_selectors import (
     AGES,
@@ -55,6 +56,14 @@ def _queue(request: HttpRequest, scope: str) -> HttpResponse:
             else f"due in {timeuntil(task.due_at, now, depth=1)}"
         )
         task.waiting = timesince(task.created_at, now, depth=1)
+        task.chips = [
+            (
+                reason_label(r.get("code", "")) + (f" {r['landmark']}" if r.get("landmark") else ""),
+                f"{r.get('code', '')}: {r.get('message', '')}",
+                r.get("severity", "info"),
+            )
+            for r in task.reasons
+        ]
     context = {
         "scope": scope,
         "title": TITLES[scope],
