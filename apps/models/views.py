@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.errors import DomainError
+from apps.core.exceptions import domain_status
 from apps.core.htmx import htmx_partial, is_htmx_partial
 from apps.core.permissions import perm_required
 from apps.models.models import ModelVersion
-from apps.core.exceptions import domain_status
 from apps.models.selectors import model_version_active, model_version_list, model_version_previous
 from apps.models.services import (
     MANAGE_PERM,

@@ -36,8 +36,11 @@ def _normalise_case_id(case_id: str | int) -> str:
     return str(case_id)
 
 
-def parse_isbi_annotation(path: Path) -> np.ndarray:
-    """All 19 ISBI points of one annotation file as a (19, 2) float array."""
+def parse_isbi_annotation(path: Path, *, allow_missing: tuple[int, ...] = ()) -> np.ndarray:
+    """All 19 ISBI points of one annotation file as a (19, 2) float array.
+
+    ``allow_missing``: 0-based lines that may be ``nan,nan`` (an annotator did not place
+    that landmark); any other non-finite coordinate is an error."""
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     lines = [ln for ln in lines if ln]
     if len(lines) < ISBI_LANDMARK_COUNT:
@@ -51,20 +54,25 @@ def parse_isbi_annotation(path: Path) -> np.ndarray:
             points[i] = (float(parts[0]), float(parts[1]))
         except ValueError:
             raise ValueError(f"{path}: line {i + 1} is not 'x,y': {line[:40]!r}") from None
-        if not np.all(np.isfinite(points[i])):
+        if not np.all(np.isfinite(points[i])) and not (
+            i in allow_missing and np.all(np.isnan(points[i]))
+        ):
             raise ValueError(f"{path}: line {i + 1} has a non-finite coordinate")
     return points
 
 
 def read_seven(path: Path) -> np.ndarray:
     """The project's seven landmarks (order of ``LANDMARKS``) from one ISBI annotation file."""
-    all_points = parse_isbi_annotation(path)
-    return all_points[[n - 1 for n in ISBI_NUMBERS]].copy()
+    ours = [n - 1 for n in ISBI_NUMBERS]
+    unused = tuple(i for i in range(ISBI_LANDMARK_COUNT) if i not in ours)
+    return parse_isbi_annotation(path, allow_missing=unused)[ours].copy()
 
 
 def _annotator_dirs(root: Path) -> tuple[Path, Path]:
     base = root / "annotations"
     present = [base / name for name in ANNOTATORS if (base / name).is_dir()]
+    if not present and base.is_dir():  # another site's annotators (same layout)
+        present = sorted(p for p in base.iterdir() if p.is_dir())[:2]
     if not present:
         raise FileNotFoundError(f"{base}: no 'senior' or 'junior' annotation folder")
     if len(present) == 1:

@@ -68,11 +68,13 @@ class Augmenter:
         rotate_deg: float = 8.0,
         scale: tuple[float, float] = (0.9, 1.1),
         shift_px: float = 25.0,
+        robust: bool = False,
     ):
         self.rng = rng
         self.rotate_deg = rotate_deg
         self.scale = scale
         self.shift_px = shift_px
+        self.robust = robust  # v2: wider intensity, contrast, blur and noise
 
     def geometry(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = image.shape
@@ -89,12 +91,34 @@ class Augmenter:
         return warped, moved
 
     def intensity(self, image: np.ndarray) -> np.ndarray:
+        if self.robust:
+            return self._robust_intensity(image)
         rng = self.rng
         out = np.power(np.clip(image, 0, 1), np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
         out = out * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
         if rng.random() < 0.2:
             out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.2))
         sigma = rng.uniform(0.0, 0.03)
+        if sigma > 0.005:
+            out = out + rng.normal(0.0, sigma, size=out.shape).astype(np.float32)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    def _robust_intensity(self, image: np.ndarray) -> np.ndarray:
+        """Another device: gamma 0.5-2, contrast and brightness, local contrast (CLAHE-like
+        unsharp masking), blur or sharpening, Gaussian noise; the order is fixed."""
+        rng = self.rng
+        out = np.power(np.clip(image, 0, 1), np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        out = out * rng.uniform(0.7, 1.3) + rng.uniform(-0.15, 0.15)
+        if rng.random() < 0.3:  # local contrast: add back a high-pass of the image
+            base = cv2.GaussianBlur(out, (0, 0), rng.uniform(8, 24))
+            out = out + rng.uniform(0.3, 1.0) * (out - base)
+        kind = rng.random()
+        if kind < 0.3:
+            out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 2.0))
+        elif kind < 0.45:
+            soft = cv2.GaussianBlur(out, (0, 0), 1.0)
+            out = out + rng.uniform(0.3, 1.0) * (out - soft)
+        sigma = rng.uniform(0.0, 0.05)
         if sigma > 0.005:
             out = out + rng.normal(0.0, sigma, size=out.shape).astype(np.float32)
         return np.clip(out, 0.0, 1.0).astype(np.float32)

@@ -72,7 +72,8 @@ def test_the_whole_image_and_accept_fit_the_screen_without_scrolling(
         page.on("request", lambda r: "image.png" in r.url and seen.append(r.url))
         login(page, live_server.url, rad.username, PASSWORD, "/clinical/queue/")
         _open_next(page, task)
-        assert "size=preview" in seen[0] and "size=full" in seen[1]  # progressive
+        assert "size=preview" in seen[0]
+        assert "size=full" in seen[1]
         image = page.locator("#radiograph").bounding_box()
         accept = page.locator("#btn-accept").bounding_box()
         assert _inside(image, width, height), image
@@ -179,7 +180,8 @@ def test_drag_nudge_undo_reset_tracing_and_accept_and_next(
 def test_an_urgent_case_asks_before_accepting(live_server, page, make_user):
     pacs = make_user(Role.API_CLIENT)
     rad = make_user(Role.RADIOLOGIST)
-    high = [{"code": "order_a_b", "severity": "high", "message": "A below B", "landmarks": ["A", "B"]}]
+    high = [{"code": "order_a_b", "severity": "high", "message": "A below B",
+             "landmarks": ["A", "B"]}]  # fmt: skip
     task = _case(pacs, priority=Priority.URGENT, findings=high)
     login(page, live_server.url, rad.username, PASSWORD, "/clinical/queue/")
     _open_next(page, task)
@@ -187,7 +189,8 @@ def test_an_urgent_case_asks_before_accepting(live_server, page, make_user):
     page.keyboard.press("a")
     dialog = page.locator("#confirm-dialog")
     dialog.wait_for(state="visible")
-    assert "urgent" in dialog.inner_text() and "A and B out of order" in dialog.inner_text()
+    assert "urgent" in dialog.inner_text()
+    assert "A and B out of order" in dialog.inner_text()
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
     assert not Review.objects.filter(study=task.study).exists()

@@ -110,3 +110,16 @@ def test_only_admins_open_the_threshold_page(client_for, role):
     assert c.get(URL).status_code == 403
     assert c.post(URL, _form(min_confidence="0.1")).status_code == 403
     assert RoutingPolicy.objects.filter(min_confidence=0.1).count() == 0
+
+
+def test_an_invalid_form_opens_with_a_summary_above_the_fields(admin_client_):
+    """Issue 11: the only error showed ~1,240 px down, with no summary."""
+    r = admin_client_.post(URL, _form(sla_urgent="0", notify_senior="not-an-address"))
+    assert r.status_code == 400
+    html = r.content.decode()
+    summary = html.index('id="error-summary"')
+    assert summary < html.index("<fieldset>")  # before the first field
+    block = html[summary : html.index("</div>", summary)]
+    assert "Not saved: 2 fields to fix" in block
+    assert 'href="#id_sla_urgent"' in block
+    assert 'href="#id_notify_senior"' in block

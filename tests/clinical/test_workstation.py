@@ -115,7 +115,8 @@ def test_every_decision_opens_the_next_case_of_the_same_queue(radiologist_client
     )
     assert r["Location"] == reverse("clinical:review", kwargs={"public_id": second.study.public_id})
     second.refresh_from_db()
-    assert second.status == TaskStatus.CLAIMED and second.claimed_by_id == user.pk
+    assert second.status == TaskStatus.CLAIMED
+    assert second.claimed_by_id == user.pk
     url = reverse("clinical:decide", kwargs={"public_id": second.study.public_id})
     r = radiologist_client.post(url, {"action": "reject", "reason": "motion blur"})
     assert r["Location"] == reverse("clinical:review_queue")  # nothing left
@@ -132,11 +133,14 @@ def test_a_senior_takes_over_a_claimed_case_with_a_reason(radiologist, senior):
     assert exc.value.code == "reason_required"
     review_task_take_over(user=senior, study=task.study, reason="rad is off sick", ip="10.0.0.5")
     task.refresh_from_db()
-    assert task.claimed_by_id == senior.pk and task.status == TaskStatus.CLAIMED
+    assert task.claimed_by_id == senior.pk
+    assert task.status == TaskStatus.CLAIMED
     event = CaseEvent.objects.get(study=task.study, kind=CaseEventKind.TAKEN_OVER)
-    assert event.actor_id == senior.pk and event.message == "from rad: rad is off sick"
+    assert event.actor_id == senior.pk
+    assert event.message == "from rad: rad is off sick"
     audit = AuditEvent.objects.get(action=AuditAction.CASE_TAKEOVER)
-    assert audit.details["from"] == "rad" and audit.ip == "10.0.0.5"
+    assert audit.details["from"] == "rad"
+    assert audit.ip == "10.0.0.5"
     # the former holder can no longer decide it
     with pytest.raises(Conflict) as exc:
         _accept(radiologist, task)
@@ -160,7 +164,8 @@ def test_the_take_over_form_shows_for_seniors_only(client_for, radiologist):
     task = _claimed(radiologist)
     url = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
     senior_page = client_for(Role.SENIOR_RADIOLOGIST).get(url).content.decode()
-    assert 'id="take-over"' in senior_page and "Held by rad." in senior_page
+    assert 'id="take-over"' in senior_page
+    assert "Held by rad." in senior_page
     assert 'id="take-over"' not in client_for(Role.RADIOLOGIST).get(url).content.decode()
     senior = client_for(Role.SENIOR_RADIOLOGIST)
     take = reverse("clinical:take_over", kwargs={"public_id": task.study.public_id})
@@ -193,14 +198,15 @@ def test_patient_card_reads_the_header():
                     extra={"PatientBirthDate": "19800214", "PatientSex": "F"})  # fmt: skip
     card = patient_card_read(data)
     assert (card.name, card.patient_id, card.birth_date, card.sex) == (
-        "DOE, JANE", "MRN-1", "1980-02-14", "female",
+        "DOE, JANE",
+        "MRN-1",
+        "1980-02-14",
+        "female",
     )
     assert patient_card_read(b"not dicom").known is False
 
 
-def test_clinicians_see_who_the_patient_is_and_engineers_do_not(
-    client_for, api_client_user
-):
+def test_clinicians_see_who_the_patient_is_and_engineers_do_not(client_for, api_client_user):
     task = _identified_study(api_client_user)
     url = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
     rad = client_for(Role.RADIOLOGIST)
@@ -243,13 +249,16 @@ def test_escalation_names_who_is_notified(radiologist_client, make_user):
 # --- image renditions ------------------------------------------------------------------------
 
 
-def test_the_preview_is_small_and_the_full_image_is_every_pixel(radiologist_client, api_client_user):
+def test_the_preview_is_small_and_the_full_image_is_every_pixel(
+    radiologist_client, api_client_user
+):
     pixels = (np.random.default_rng(2).random((2400, 1935)) * 4000).astype(np.uint16)
     study, _ = study_receive(user=api_client_user, data=write_cr(pixels))
     url = reverse("clinical:review_image", kwargs={"public_id": study.public_id})
     full = radiologist_client.get(url + "?size=full")
     preview = radiologist_client.get(url + "?size=preview")
-    assert full.status_code == 200 and preview.status_code == 200
+    assert full.status_code == 200
+    assert preview.status_code == 200
     decode = lambda r: cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_GRAYSCALE)  # noqa: E731
     assert decode(full).shape == (2400, 1935)
     assert decode(preview).shape == (1024, 826)
@@ -291,7 +300,8 @@ def test_the_queue_and_the_case_show_labels_with_the_code_on_hover(radiologist_c
     url = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
     page = radiologist_client.get(url).content.decode()
     why = page.split("Why it is here")[1].split("<h2>")[0]
-    assert "Low confidence A" in why and "S-N out of range" in why
+    assert "Low confidence A" in why
+    assert "S-N out of range" in why
     # once as a sentence under Findings; on hover only elsewhere (why-here, the S and N rows)
     assert page.count("S-N is 99 mm") == 4
     assert page.count("<strong>high</strong> S-N is 99 mm") == 1

@@ -82,3 +82,31 @@ def test_model_register_bundled(tmp_path):
     assert "Activated" not in out.getvalue()
     mv = ModelVersion.objects.get()
     assert (mv.name, mv.version, mv.is_active) == ("maht-net-small", "0.1", True)
+
+
+def test_rollback_asks_first_and_says_what_changes(admin_client_):
+    """Issue 11: rollback had no confirmation."""
+    a, b = ModelVersionFactory(version="1.0"), ModelVersionFactory(version="2.0")
+    admin_client_.post(reverse("models:activate", args=[a.pk]))
+    admin_client_.post(reverse("models:activate", args=[b.pk]))
+    page = admin_client_.get(reverse("models:rollback"))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "data-current>" in text
+    assert f"{b}" in text
+    assert f"Roll back to {a}" in text
+    assert model_version_active() == b  # opening the page changes nothing
+    list_page = admin_client_.get(reverse("models:list")).content.decode()
+    assert f'href="{reverse("models:rollback")}"' in list_page  # a link, not a one-click POST
+
+
+def test_a_refused_rollback_shows_its_error_on_the_same_page(admin_client_):
+    """Issue 11: the error appeared later, on an unrelated page, in the success colour."""
+    ModelVersionFactory()
+    response = admin_client_.post(reverse("models:rollback"))
+    assert response.status_code == 409
+    text = response.content.decode()
+    assert 'class="error-summary" role="alert" data-code="no_previous_model"' in text
+    assert "There is no previously active model." in text
+    later = admin_client_.get(reverse("models:list")).content.decode()
+    assert "previously active" not in later  # no stray flash message later

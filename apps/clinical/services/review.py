@@ -136,9 +136,7 @@ def may_take_over(user) -> bool:
     )
 
 
-def review_task_take_over(
-    *, user, study: Study, reason: str, ip: str | None = None
-) -> ReviewTask:
+def review_task_take_over(*, user, study: Study, reason: str, ip: str | None = None) -> ReviewTask:
     """A senior or admin takes a claimed case from its holder, with a reason (audited)."""
     reason = (reason or "").strip()[:500]
     if not may_take_over(user):

@@ -58,7 +58,7 @@ def _queue(request: HttpRequest, scope: str) -> HttpResponse:
         task.waiting = timesince(task.created_at, now, depth=1)
         task.chips = [
             (
-                reason_label(r.get("code", "")) + (f" {r['landmark']}" if r.get("landmark") else ""),
+                f"{reason_label(r.get('code', ''))} {r.get('landmark') or ''}".strip(),
                 f"{r.get('code', '')}: {r.get('message', '')}",
                 r.get("severity", "info"),
             )

@@ -134,7 +134,9 @@ def review(request: HttpRequest, public_id) -> HttpResponse:
         "patient": card,
         "confirm_reasons": confirmation_reasons(task=task) if can_work else [],
         "can_take_over": (
-            identified and holder is not None and holder.pk != request.user.pk
+            identified
+            and holder is not None
+            and holder.pk != request.user.pk
             and may_take_over(request.user)
         ),  # fmt: skip
         "image_urls": {size: _image_url(study, size) for size in SIZES},
@@ -185,7 +187,7 @@ def take_over(request: HttpRequest, public_id) -> HttpResponse:
         )  # fmt: skip
     except DomainError as exc:
         return domain_error_response(request, exc, back=back)
-    messages.success(request, "You hold this case now; its previous holder was told in the timeline.")
+    messages.success(request, "You hold this case now; the timeline records the take-over.")
     return redirect(back)
 
 
@@ -264,8 +266,9 @@ def decide(request: HttpRequest, public_id) -> HttpResponse:
         if action == "escalate":
             task = review_task_escalate(user=request.user, study=study, reason=reason, ip=ip)
             audience = escalation_audience(level=task.level)
+            level = task.get_level_display()
             (messages.warning if audience.nobody else messages.success)(
-                request, f"Case {short} escalated to {task.get_level_display()}. {audience.summary()}"
+                request, f"Case {short} escalated to {level}. {audience.summary()}"
             )
         else:
             raw = _landmarks_param(request) if action == "accept" else None
