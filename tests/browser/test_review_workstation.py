@@ -199,3 +199,35 @@ def test_an_urgent_case_asks_before_accepting(live_server, page, make_user):
     page.keyboard.press("Enter")
     page.wait_for_url("**/clinical/queue/")
     assert Review.objects.get(study=task.study).outcome == ReviewOutcome.ACCEPTED
+
+
+def test_a_radiologist_works_a_queue_of_20_cases_from_the_keyboard(live_server, page, make_user):
+    """Done-when of issue 11: 20 cases, keyboard only, never scrolling, ending on the queue."""
+    pacs = make_user(Role.API_CLIENT)
+    rad = make_user(Role.RADIOLOGIST)
+    tasks = []
+    for seed in range(20):
+        data, phantom = phantom_dicom(seed=100 + seed)
+        study, _ = study_receive(user=pacs, data=data)
+        study.status = StudyStatus.IN_REVIEW
+        study.save()
+        rows = [
+            {"name": name, "abbreviation": abbr, "x": round(float(x), 2), "y": round(float(y), 2),
+             "x_mm": None, "y_mm": None, "confidence": 0.9}
+            for (abbr, name), (x, y) in zip(NAMES.items(), phantom.points, strict=True)
+        ]  # fmt: skip
+        tasks.append(make_case(study=study, landmarks=rows))
+    login(page, live_server.url, rad.username, PASSWORD, "/clinical/queue/")
+    page.click("#next-case")
+    for i, task in enumerate(tasks):
+        page.wait_for_url(f"**/clinical/cases/{task.study.public_id}/")
+        page.wait_for_selector("g.lm[data-abbr=Gn] circle.ring")
+        assert page.evaluate("document.scrollingElement.scrollHeight <= innerHeight"), i
+        if i == 3:  # one correction along the way, by keyboard
+            page.keyboard.press("2")
+            page.keyboard.press("Shift+ArrowUp")
+        page.keyboard.press("a")
+    page.wait_for_url("**/clinical/queue/")
+    outcomes = [Review.objects.get(study=t.study).outcome for t in tasks]
+    assert outcomes.count(ReviewOutcome.CORRECTED) == 1
+    assert outcomes.count(ReviewOutcome.ACCEPTED) == 19

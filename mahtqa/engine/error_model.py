@@ -1,0 +1,108 @@
+"""Error prediction: per landmark, P(radial error > 2 mm) and P(> 4 mm), from signals
+that see gross failures (crossval.SIGNALS): coarse-fine disagreement, test-time shift
+spread, heatmap peaks and spread, the landmark's shape residual (where the other six
+put it) and its worst pairwise-distance z-score.
+
+Two ridge-regularised logistic models (one per tolerance) share the design: the
+log/clipped signals plus an intercept per landmark. A case's risk is
+``1 - prod(1 - P(> 4 mm))`` over its seven landmarks: the probability that any
+landmark is grossly off, which is what routing must keep out of the released set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mahtqa.cephalometry.landmarks import N_LANDMARKS
+
+TOLERANCES_MM = (2.0, 4.0)
+N_SIGNALS = 7
+# signal order (crossval.SIGNALS): coarse_fine_mm, tta_spread_mm, fine_peak, coarse_peak,
+# fine_spread_mm, shape_residual_mm, pair_z
+_LOG = (0, 1, 4, 5, 6)
+_CLIP = (2, 3)
+
+
+def design(signals: np.ndarray, landmark: np.ndarray) -> np.ndarray:
+    """(n, 7) raw signals + landmark ids -> (n, 7 + 7) design matrix."""
+    f = np.asarray(signals, dtype=np.float64)
+    if f.ndim != 2 or f.shape[1] != N_SIGNALS:
+        raise ValueError(f"expected (n, {N_SIGNALS}) signals, got {f.shape}")
+    cols = np.empty_like(f)
+    for i in _LOG:
+        cols[:, i] = np.log1p(np.clip(f[:, i], 0, None))
+    for i in _CLIP:
+        cols[:, i] = np.clip(f[:, i], 0, 2)
+    onehot = np.eye(N_LANDMARKS)[np.asarray(landmark, dtype=int)]
+    return np.column_stack([cols, onehot])
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
+    w = np.zeros(x.shape[1])
+    penalty = ridge * np.eye(x.shape[1])
+    penalty[N_SIGNALS:, N_SIGNALS:] *= 0.1  # intercepts: lightly penalised
+    for _ in range(60):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
+        grad = x.T @ (p - y) + penalty @ w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + penalty
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+@dataclass
+class ErrorModel:
+    mean: np.ndarray  # (7,) of the continuous design columns
+    std: np.ndarray
+    weights: dict[float, np.ndarray]  # tolerance mm -> (14,) weights
+    ridge: float = 1.0
+
+    @classmethod
+    def fit(cls, signals: np.ndarray, landmark: np.ndarray, errors_mm: np.ndarray,
+            *, ridge: float = 1.0) -> ErrorModel:  # fmt: skip
+        x = design(signals, landmark)
+        mean = x[:, :N_SIGNALS].mean(axis=0)
+        std = x[:, :N_SIGNALS].std(axis=0) + 1e-6
+        z = x.copy()
+        z[:, :N_SIGNALS] = (x[:, :N_SIGNALS] - mean) / std
+        e = np.asarray(errors_mm, dtype=float)
+        weights = {t: _fit_logistic(z, (e > t).astype(float), ridge) for t in TOLERANCES_MM}
+        return cls(mean, std, weights, ridge)
+
+    def probability(
+        self, signals: np.ndarray, landmark: np.ndarray, tolerance: float
+    ) -> np.ndarray:
+        x = design(signals, landmark)
+        x[:, :N_SIGNALS] = (x[:, :N_SIGNALS] - self.mean) / self.std
+        return 1 / (1 + np.exp(-np.clip(x @ self.weights[tolerance], -30, 30)))
+
+    def case_risk(self, signals_7x7: np.ndarray) -> float:
+        """P(any landmark > 4 mm) for one case's (7, 7) signal matrix."""
+        p = self.probability(signals_7x7, np.arange(N_LANDMARKS), 4.0)
+        return float(1 - np.prod(1 - p))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "ridge": self.ridge,
+                "weights": {str(t): w.tolist() for t, w in self.weights.items()}}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorModel:
+        return cls(
+            np.asarray(data["mean"], dtype=float), np.asarray(data["std"], dtype=float),
+            {float(t): np.asarray(w, dtype=float) for t, w in data["weights"].items()},
+            float(data.get("ridge", 1.0)),
+        )  # fmt: skip
+
+
+def stack(cases: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Records (crossval's ``cases``) -> per-landmark signals, landmark ids, errors, case ids."""
+    signals = np.concatenate([np.asarray(c["signals"], dtype=float) for c in cases])
+    landmark = np.tile(np.arange(N_LANDMARKS), len(cases))
+    errors = np.concatenate([np.asarray(c["errors_mm"], dtype=float) for c in cases])
+    group = np.repeat(np.arange(len(cases)), N_LANDMARKS)
+    return signals, landmark, errors, group
