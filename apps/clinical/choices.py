@@ -84,6 +84,8 @@ REASON_LABELS: dict[str, str] = {
     "order_me_lowest": "Me not the lowest point",
     "order_gn_between": "Gn not between Pog and Me",
     "shape_outlier": "Implausible shape",
+    "predicted_gross_error": "Possible gross error",
+    "risk_not_certified": "Risk not certified",
 }
 
 

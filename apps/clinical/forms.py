@@ -19,7 +19,19 @@ def _split(text: str) -> list[str]:
     return [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]
 
 
+ROUTING_MODES = [
+    ("risk_controlled", "Risk-controlled: thresholds derived from out-of-fold data"),
+    ("raw_thresholds", "Raw per-landmark confidence limits (experts)"),
+]
+RISKS = [(f"{r:g}", f"{r:.0%} of cases released unsafe, at most") for r in (0.01, 0.02, 0.05, 0.1)]
+
+
 class ThresholdsForm(forms.Form):
+    routing_mode = forms.ChoiceField(choices=ROUTING_MODES, widget=forms.RadioSelect)
+    tolerated_risk = forms.TypedChoiceField(
+        choices=RISKS, coerce=float, label="Tolerated risk",
+        help_text="share of all cases that may be released with a landmark > 4 mm off",
+    )  # fmt: skip
     min_confidence = forms.FloatField(min_value=0, max_value=1, help_text="0..1, every landmark")
     max_ood_score = forms.FloatField(help_text="above this, the radiograph is out of distribution")
     review_policy = forms.ChoiceField(choices=ReviewPolicy.choices, widget=forms.RadioSelect)
@@ -55,6 +67,8 @@ class ThresholdsForm(forms.Form):
     def from_policy(cls, policy: RoutingPolicy, notifications: dict) -> ThresholdsForm:
         emails = notifications.get("emails", {})
         initial = {
+            "routing_mode": policy.routing_mode,
+            "tolerated_risk": f"{policy.tolerated_risk:g}",
             "min_confidence": policy.min_confidence,
             "max_ood_score": policy.max_ood_score,
             "review_policy": policy.review_policy,
@@ -121,6 +135,8 @@ class ThresholdsForm(forms.Form):
         per = {a: d[f"minconf_{a}"] for a in ABBREVIATIONS if d.get(f"minconf_{a}") is not None}
         emails = {k: v for k, v in self._notify["emails"].items() if v}
         return {
+            "routing_mode": d["routing_mode"],
+            "tolerated_risk": d["tolerated_risk"],
             "min_confidence": d["min_confidence"],
             "min_confidence_per_landmark": per,
             "max_ood_score": d["max_ood_score"],

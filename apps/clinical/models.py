@@ -93,6 +93,9 @@ class Prediction(models.Model):
     findings = models.JSONField()  # [{code, severity, message, landmarks}]
     ood_score = models.FloatField()
     ood_details = models.JSONField(default=dict)
+    # v2 engines: P(any landmark > 4 mm) and per landmark P(> 2 / > 4 mm) and signals
+    case_risk = models.FloatField(null=True, blank=True)
+    risk_details = models.JSONField(default=dict, blank=True)
     routing = models.JSONField(default=dict)  # destination, priority, reasons, policy version
     timings_ms = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now=True)
@@ -125,6 +128,10 @@ class RoutingPolicy(models.Model):
     # e.g. ["radiologist", "senior_radiologist", "admin"]
     escalation_chain = models.JSONField(default=list)
     allowed_modalities = models.JSONField(default=list)  # DICOM Modality values accepted at intake
+    # "risk_controlled": release thresholds derived from out-of-fold data for the tolerated
+    # risk (engines with an error model); "raw_thresholds": the per-landmark limits above.
+    routing_mode = models.CharField(max_length=20, default="risk_controlled")
+    tolerated_risk = models.FloatField(default=0.05)  # max share of unsafe releases
     # {"emails": {level: [address]}, "webhook_url": str}; null = inherited from the last
     # version that set it (versions written by routing_policy_update alone leave it null).
     notifications = models.JSONField(null=True, blank=True)

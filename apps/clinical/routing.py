@@ -18,6 +18,11 @@ class PolicyView:
     max_ood_score: float
     review_policy: str
     urgent_severities: tuple[str, ...]
+    # Risk-controlled routing (engines with an error model): release only when the case's
+    # P(any landmark > 4 mm) is at or below the certified threshold for the tolerated
+    # risk. ``routing_mode`` "raw_thresholds" uses the per-landmark limits alone.
+    routing_mode: str = "risk_controlled"
+    tolerated_risk: float = 0.05
 
 
 @dataclass
@@ -36,10 +41,29 @@ class RoutingDecision:
         }
 
 
+@dataclass(frozen=True)
+class RiskGate:
+    """The model's certified release threshold for the policy's tolerated risk."""
+
+    case_risk: float  # this case's P(any landmark > 4 mm)
+    threshold: float | None  # None: this calibration cannot certify the tolerated risk
+    tolerated_risk: float
+    n_calibration: int
+
+
 def route(
-    *, landmarks: list[dict], findings: list[dict], ood_score: float, policy: PolicyView
+    *,
+    landmarks: list[dict],
+    findings: list[dict],
+    ood_score: float,
+    policy: PolicyView,
+    risk: RiskGate | None = None,
 ) -> RoutingDecision:
-    """Decide where a prediction goes. Urgent beats normal; any reason means review."""
+    """Decide where a prediction goes. Urgent beats normal; any reason means review.
+
+    With a ``risk`` gate (risk-controlled mode and an engine with an error model) the
+    case risk replaces the per-landmark confidence limits; OOD and findings apply in
+    both modes."""
     urgent: list[dict] = []
     normal: list[dict] = []
     for f in findings:
@@ -60,7 +84,9 @@ def route(
                 ),
             }
         )
-    for lm in landmarks:
+    if risk is not None:
+        normal.extend(_risk_reasons(risk))
+    for lm in landmarks if risk is None else []:
         limit = policy.min_confidence_per_landmark.get(lm["abbreviation"], policy.min_confidence)
         if lm["confidence"] < limit:
             normal.append(
@@ -90,3 +116,20 @@ def route(
         "message": "All landmarks confident, no findings, radiograph in distribution.",
     }
     return RoutingDecision(Destination.RELEASED, None, [reason], policy.version)
+
+
+def _risk_reasons(risk: RiskGate) -> list[dict]:
+    pct = f"{risk.tolerated_risk:.0%}"
+    if risk.threshold is None:
+        return [{
+            "code": "risk_not_certified", "severity": "info",
+            "message": (f"{risk.n_calibration} calibration cases cannot certify a {pct} "
+                        "unsafe-release risk: every case is reviewed."),
+        }]  # fmt: skip
+    if risk.case_risk > risk.threshold:
+        return [{
+            "code": "predicted_gross_error", "severity": "info",
+            "message": (f"P(any landmark > 4 mm) = {risk.case_risk:.3f} > {risk.threshold:.3f}, "
+                        f"the release threshold certified for {pct} tolerated risk."),
+        }]  # fmt: skip
+    return []

@@ -33,7 +33,7 @@ from mahtqa.engine.confidence import FEATURES
 from mahtqa.engine.data import read_gray
 from mahtqa.engine.inference import LandmarkPredictor
 from mahtqa.engine.model import build_model
-from mahtqa.engine.signals import PairStats, landmark_residuals
+from mahtqa.engine.signals import PairStats, case_signals
 
 log = logging.getLogger("mahtqa.engine.crossval")
 FOLD_SEED = 2015
@@ -118,9 +118,7 @@ def predict_cases(predictor, cases, *, spacing, shape: ShapeModel, pairs: PairSt
         a = predictor.analyse_batch([read_gray(case.image_path)])[0]
         pred = a.frame.to_original(a.canonical_points)
         canon_mm = points_to_mm(a.canonical_points, ISBI_SPACING_MM)  # the training geometry
-        signals = np.column_stack(
-            [a.features, landmark_residuals(canon_mm, shape.mean_shape), pairs.pair_z(canon_mm)]
-        )  # fmt: skip
+        signals = case_signals(a.features, a.canonical_points, shape.mean_shape, pairs)
         records.append({
             "case_id": case.case_id,
             "points": pred.round(3).tolist(),

@@ -66,6 +66,13 @@ class LandmarkPredictor:
             from mahtqa.cephalometry.shape_model import ShapeModel
 
             self.shape_model = ShapeModel.from_dict(shape)
+        self.error_model, self.pair_stats = None, None
+        if manifest.get("error_model") and manifest.get("pair_stats") and self.shape_model:
+            from mahtqa.engine.error_model import ErrorModel
+            from mahtqa.engine.signals import PairStats
+
+            self.error_model = ErrorModel.from_dict(manifest["error_model"])
+            self.pair_stats = PairStats.from_dict(manifest["pair_stats"])
 
     @classmethod
     def load(
@@ -190,7 +197,11 @@ class LandmarkPredictor:
         self, analysis: Analysis, spacing_mm: tuple[float, float] | None
     ) -> EnginePrediction:
         points = analysis.frame.to_original(analysis.canonical_points)
-        if self.confidence_model is not None:
+        case_risk, risk = None, {}
+        if self.error_model is not None:
+            case_risk, risk = self._risk(analysis)
+            conf = 1.0 - np.asarray(risk["p_over_2mm"])
+        elif self.confidence_model is not None:
             conf = self.confidence_model.predict(analysis.features, np.arange(N_LANDMARKS))
         else:
             conf = np.full(N_LANDMARKS, np.nan)
@@ -220,7 +231,28 @@ class LandmarkPredictor:
             model_name=self.name,
             model_version=self.version,
             timings_ms={k: round(v, 2) for k, v in analysis.timings_ms.items()},
+            case_risk=case_risk,
+            risk_details=risk,
         )
+
+    def _risk(self, analysis: Analysis) -> tuple[float, dict]:
+        """The error model on the gross-error signals: P(> 2 mm), P(> 4 mm), case risk."""
+        from mahtqa.engine.signals import case_signals
+
+        signals = case_signals(
+            analysis.features, analysis.canonical_points, self.shape_model.mean_shape,
+            self.pair_stats,
+        )  # fmt: skip
+        idx = np.arange(N_LANDMARKS)
+        p2 = self.error_model.probability(signals, idx, 2.0)
+        p4 = self.error_model.probability(signals, idx, 4.0)
+        details = {
+            "p_over_2mm": [round(float(v), 4) for v in p2],
+            "p_over_4mm": [round(float(v), 4) for v in p4],
+            "shape_residual_mm": [round(float(v), 2) for v in signals[:, 5]],
+            "pair_z": [round(float(v), 2) for v in signals[:, 6]],
+        }
+        return float(1 - np.prod(1 - p4)), details
 
     def predict_batch(
         self,

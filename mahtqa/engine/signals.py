@@ -69,6 +69,19 @@ class PairStats:
         return cls(np.asarray(data["mean"], dtype=float), np.asarray(data["sd"], dtype=float))
 
 
+def case_signals(
+    features: np.ndarray, canonical_points: np.ndarray, mean_shape: np.ndarray, pairs: PairStats
+) -> np.ndarray:
+    """(7, 7): the engine's per-landmark features, then the shape residual (mm) and the
+    worst pairwise z, from the landmarks in the canonical frame (the training geometry,
+    ``CANON_MM`` per pixel). crossval and the engine both call this: one definition."""
+    from mahtqa.cephalometry.isbi import ISBI_SPACING_MM
+    from mahtqa.cephalometry.shape_model import points_to_mm
+
+    mm = points_to_mm(canonical_points, ISBI_SPACING_MM)
+    return np.column_stack([features, landmark_residuals(mm, mean_shape), pairs.pair_z(mm)])
+
+
 def _pairs(shapes: np.ndarray) -> np.ndarray:
     diff = shapes[:, :, None, :] - shapes[:, None, :, :]
     return np.linalg.norm(diff, axis=-1)

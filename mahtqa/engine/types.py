@@ -22,6 +22,10 @@ class EnginePrediction:
     model_name: str = ""
     model_version: str = ""
     timings_ms: dict = field(default_factory=dict)
+    # v2 engines: P(any landmark > 4 mm), and per landmark P(> 2 mm) / P(> 4 mm) and the
+    # gross-error signals; None / empty for engines without an error model (v1).
+    case_risk: float | None = None
+    risk_details: dict = field(default_factory=dict)
 
     def points(self) -> list[tuple[float, float]]:
         return [(lm.x, lm.y) for lm in self.landmarks]

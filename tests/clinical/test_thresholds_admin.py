@@ -20,6 +20,7 @@ URL = "/clinical/thresholds/"
 
 def _form(**overrides) -> dict:
     data = {
+        "routing_mode": "risk_controlled", "tolerated_risk": "0.05",
         "min_confidence": "0.5", "max_ood_score": "1.0", "review_policy": "exceptions_only",
         "urgent_severities": ["high"], "sla_urgent": "60", "sla_normal": "1440",
         "escalation_chain": "radiologist, senior_radiologist, admin",

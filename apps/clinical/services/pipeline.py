@@ -18,7 +18,7 @@ from apps.clinical.models import Prediction, ReviewTask, Study
 from apps.clinical.routing import route
 from apps.clinical.services.images import study_png_store
 from apps.clinical.services.intake import dicom_limits, study_enqueue
-from apps.clinical.services.policy import policy_view, routing_policy_current
+from apps.clinical.services.policy import policy_view, risk_gate, routing_policy_current
 from apps.core.errors import Conflict, NotFound
 from apps.models.loader import ModelIntegrityError, predictor_for
 from apps.models.selectors import model_version_active
@@ -152,6 +152,7 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
         findings=findings,
         ood_score=result.ood_score,
         policy=policy_view(policy),
+        risk=risk_gate(policy=policy, manifest=model_version.manifest, case_risk=result.case_risk),
     )
     if decision.destination == Destination.REVIEW:
         study_png_store(study=study, image=image)  # decoded once: the review reuses it
@@ -194,6 +195,8 @@ def _store(
                 "findings": findings,
                 "ood_score": result.ood_score if np.isfinite(result.ood_score) else 99.0,
                 "ood_details": result.ood_details,
+                "case_risk": result.case_risk,
+                "risk_details": result.risk_details,
                 "routing": decision.as_dict(),
                 "timings_ms": timings,
             },

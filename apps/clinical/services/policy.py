@@ -8,8 +8,9 @@ from django.db import IntegrityError, transaction
 
 from apps.clinical.choices import EscalationLevel, ReviewPolicy
 from apps.clinical.models import RoutingPolicy
-from apps.clinical.routing import PolicyView
+from apps.clinical.routing import PolicyView, RiskGate
 from apps.core.errors import InvalidInput
+from apps.models.selectors import model_version_active
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.plausibility import PlausibilityConfig
 
@@ -31,7 +32,12 @@ DEFAULTS: dict[str, Any] = {
         EscalationLevel.ADMIN,
     ],
     "allowed_modalities": ["CR", "DX"],
+    "routing_mode": "risk_controlled",
+    "tolerated_risk": 0.05,
 }
+ROUTING_MODES = ("risk_controlled", "raw_thresholds")
+# The tolerated risks a model's manifest certifies thresholds for (mahtqa.engine.safety).
+TOLERATED_RISKS = (0.01, 0.02, 0.05, 0.1)
 EDITABLE = tuple(DEFAULTS)
 
 
@@ -71,6 +77,10 @@ def _validate(values: dict[str, Any]) -> None:
     mods = values["allowed_modalities"]
     if not mods or any(not isinstance(m, str) or not m.isalpha() or len(m) > 16 for m in mods):
         errors["allowed_modalities"] = "must be a non-empty list of DICOM modality codes"
+    if values["routing_mode"] not in ROUTING_MODES:
+        errors["routing_mode"] = f"must be one of {', '.join(ROUTING_MODES)}"
+    if float(values["tolerated_risk"]) not in TOLERATED_RISKS:
+        errors["tolerated_risk"] = f"must be one of {', '.join(map(str, TOLERATED_RISKS))}"
     try:
         PlausibilityConfig.from_dict(values["plausibility"] or {})
     except (ValueError, TypeError) as exc:
@@ -102,4 +112,48 @@ def policy_view(policy: RoutingPolicy) -> PolicyView:
         max_ood_score=policy.max_ood_score,
         review_policy=policy.review_policy,
         urgent_severities=tuple(policy.urgent_severities),
+        routing_mode=policy.routing_mode,
+        tolerated_risk=policy.tolerated_risk,
     )
+
+
+def risk_certificate(*, manifest: dict, tolerated_risk: float) -> dict | None:
+    """The model's certified decision for a tolerated risk (threshold, n, expected release
+    rate, Clopper-Pearson bound), or None when the model has no risk control (v1)."""
+    control = (manifest or {}).get("risk_control") or {}
+    return (control.get("by_alpha") or {}).get(f"{tolerated_risk:g}")
+
+
+def risk_gate(*, policy: RoutingPolicy, manifest: dict, case_risk: float | None) -> RiskGate | None:
+    """The gate routing applies, or None (raw thresholds: v1 model or the expert mode)."""
+    if policy.routing_mode != "risk_controlled" or case_risk is None:
+        return None
+    cert = risk_certificate(manifest=manifest, tolerated_risk=policy.tolerated_risk)
+    if cert is None:
+        return None
+    return RiskGate(
+        case_risk=float(case_risk), threshold=cert.get("threshold"),
+        tolerated_risk=policy.tolerated_risk, n_calibration=int(cert.get("n", 0)),
+    )  # fmt: skip
+
+
+def risk_summary(*, policy: RoutingPolicy) -> dict:
+    """What the thresholds page shows about the active model's risk control."""
+    model = model_version_active()
+    manifest = model.manifest if model is not None else {}
+    control = (manifest or {}).get("risk_control") or {}
+    rows = []
+    for alpha in TOLERATED_RISKS:
+        cert = risk_certificate(manifest=manifest, tolerated_risk=alpha)
+        if cert is not None:
+            rows.append({**cert, "alpha": alpha, "in_force": alpha == policy.tolerated_risk})
+    return {
+        "model": str(model) if model is not None else "",
+        "available": bool(rows),
+        "rows": rows,
+        "in_force": next((r for r in rows if r["in_force"]), None),
+        "delta": control.get("delta"),
+        "method": control.get("method", ""),
+        "evaluated_on": control.get("evaluated_on", ""),
+        "nested": control.get("nested", {}),
+    }

@@ -11,7 +11,7 @@ from apps.clinical.choices import AuditAction
 from apps.clinical.forms import ThresholdsForm
 from apps.clinical.review_selectors import audit_list
 from apps.clinical.services.escalation import notifications_current
-from apps.clinical.services.policy import routing_policy_current
+from apps.clinical.services.policy import risk_summary, routing_policy_current
 from apps.clinical.services.thresholds import policy_history, thresholds_update
 from apps.clinical.views.common import client_ip
 from apps.core.errors import DomainError
@@ -49,7 +49,12 @@ def thresholds(request: HttpRequest) -> HttpResponse:
         form = ThresholdsForm.from_policy(current, notifications)
     else:
         return HttpResponse(status=405)
-    context = {"form": form, "current": current, "history": policy_history(limit=30)}
+    context = {
+        "form": form,
+        "current": current,
+        "history": policy_history(limit=30),
+        "risk": risk_summary(policy=current),
+    }
     return render(request, "clinical/thresholds.html", context, status=status)
 
 
