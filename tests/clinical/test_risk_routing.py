@@ -92,6 +92,6 @@ def test_the_thresholds_page_shows_the_expected_release_and_the_bound(admin_clie
     html = admin_client_.get(reverse("clinical:thresholds")).content.decode()
     in_force = html.split("data-risk-in-force>")[1].split("</p>")[0]
     assert "<strong data-release-rate>0.58</strong>" in in_force
-    assert "<strong data-bound>0.029</strong>" in in_force  # 0 of 100: 1 - 0.05 ** (1/100)
+    assert "<strong data-bound>0.030</strong>" in in_force  # 0 of 100: 1 - 0.05 ** (1/100)
     assert "0 unsafe of 58 released" in in_force
     assert "none (review all)" in html  # 1 % cannot be certified with 100 cases
