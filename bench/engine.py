@@ -71,6 +71,38 @@ print(json.dumps(out))
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+V2_BUDGET_MS = 150.0
+
+
+def latency_side_by_side(paths: dict[str, Path], threads: int, runs: int) -> dict[str, dict]:
+    """The whole engine call (preprocessing, both stages, every confidence signal, OOD) at
+    batch 1, models interleaved call by call so machine noise hits both alike; real
+    radiographs (10 ISBI images in turn), ``runs`` timed calls per model after warm-up."""
+    import time
+
+    cases = load_isbi_cases(ROOT.parent / "shared/data/isbi2015-subset")[:10]
+    images = [read_gray(c.image_path) for c in cases]
+    predictors = {k: LandmarkPredictor.load(v, num_threads=threads) for k, v in paths.items()}
+    for p in predictors.values():
+        for img in images[:3]:
+            p.predict(img, spacing_mm=ISBI_SPACING_MM)
+    times: dict[str, list[float]] = {k: [] for k in predictors}
+    stages: dict[str, list[dict]] = {k: [] for k in predictors}
+    for i in range(runs):
+        for k, p in predictors.items():
+            t0 = time.perf_counter()
+            r = p.predict(images[i % len(images)], spacing_mm=ISBI_SPACING_MM)
+            times[k].append((time.perf_counter() - t0) * 1000)
+            stages[k].append(r.timings_ms)
+    out = {}
+    for k in predictors:
+        v = np.array(times[k])
+        out[k] = {"median_ms": float(np.median(v)), "p90_ms": float(np.percentile(v, 90)),
+                  "stages": {s: float(np.median([t[s] for t in stages[k]]))
+                             for s in stages[k][0]}}  # fmt: skip
+    return out
+
+
 # The default routing policy (apps/clinical/services/policy.py DEFAULTS).
 DEFAULT_MIN = 0.6
 DEFAULT_PER_LANDMARK = {"S": 0.85, "Pog": 0.9, "Me": 0.85, "Gn": 0.85}
@@ -114,7 +146,24 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-speed", action="store_true", help="accuracy and routing only")
+    ap.add_argument("--v2", type=Path, default=None, help="latency: v2 beside --weights (v1)")
+    ap.add_argument("--runs", type=int, default=25)
     args = ap.parse_args()
+    if args.v2:
+        res = latency_side_by_side({"v1": args.weights, "v2": args.v2}, args.threads, args.runs)
+        print(f"Engine latency, batch 1, {args.threads} threads, {args.runs} interleaved calls "
+              "each after warm-up (whole engine call)\n")  # fmt: skip
+        names = list(res["v1"]["stages"])
+        print("| model | median ms | p90 ms | " + " | ".join(names) + " |")
+        print("|---|---|---|" + "---|" * len(names))
+        for k, r in res.items():
+            print(f"| {k} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
+                  + " | ".join(f"{r['stages'][n]:.1f}" for n in names) + " |")  # fmt: skip
+        ratio = res["v2"]["median_ms"] / V2_BUDGET_MS
+        print(f"\nv2 median {res['v2']['median_ms']:.1f} ms / budget {V2_BUDGET_MS:.0f} ms = "
+              f"{ratio:.2f}; v2/v1 = {res['v2']['median_ms'] / res['v1']['median_ms']:.2f}")  # fmt: skip
+        assert ratio <= 1.0, "v2 engine slower than 150 ms per radiograph"
+        return
     models = {"MAHT-Net (bundled)": args.weights}
     if args.baseline:
         models["U-Net baseline"] = args.baseline

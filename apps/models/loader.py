@@ -42,13 +42,18 @@ def predictor_for(model_version: ModelVersion) -> LandmarkPredictor:
                 f"Weights of {model_version} at {path} have sha256 {actual[:12]}…, "
                 f"registered {model_version.sha256[:12]}…: refusing to load."
             )
-        from mahtqa.engine.inference import LandmarkPredictor
+        from mahtqa.engine.inference import EngineError, LandmarkPredictor
 
-        predictor = LandmarkPredictor.load(
-            path, device=settings.MAHTQA_DEVICE, num_threads=settings.MAHTQA_NUM_THREADS
-        )
+        try:
+            predictor = LandmarkPredictor.load(
+                path, device=settings.MAHTQA_DEVICE, num_threads=settings.MAHTQA_NUM_THREADS
+            )
+        except EngineError as exc:  # e.g. ONNX files beside the weights that do not match
+            raise ModelIntegrityError(f"{model_version}: {exc}") from exc
         _CACHE[key] = predictor
-        logger.info("loaded model %s (sha256 %s…)", model_version, actual[:12])
+        logger.info(
+            "loaded model %s (sha256 %s…, %s)", model_version, actual[:12], predictor.runtime
+        )
         return predictor
 
 

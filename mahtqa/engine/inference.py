@@ -74,10 +74,19 @@ class LandmarkPredictor:
             self.error_model = ErrorModel.from_dict(manifest["error_model"])
             self.pair_stats = PairStats.from_dict(manifest["pair_stats"])
 
+    runtime = "torch"
+
     @classmethod
     def load(
-        cls, weights_path: Path, *, device: str = "cpu", num_threads: int | None = None
+        cls,
+        weights_path: Path,
+        *,
+        device: str = "cpu",
+        num_threads: int | None = None,
+        runtime: str = "auto",
     ) -> LandmarkPredictor:
+        """``runtime``: "auto" (ONNX Runtime on the CPU when its files are beside the
+        weights and it is installed, else torch), "torch", or "onnx" (required)."""
         if num_threads:
             torch.set_num_threads(num_threads)
         try:
@@ -92,8 +101,27 @@ class LandmarkPredictor:
         for part in ("coarse", "fine"):
             net = build_model(blob[part]["config"])
             net.load_state_dict(blob[part]["state"])
-            nets.append(net)
-        return cls(coarse=nets[0], fine=nets[1], manifest=blob["manifest"], device=device)
+            nets.append(net.eval())
+        used = "torch"
+        if device == "cpu" and runtime in ("auto", "onnx"):
+            from mahtqa.engine.runtime import OnnxRuntimeError, ort_available, ort_nets
+
+            found = None
+            if ort_available():
+                try:
+                    found = ort_nets(
+                        Path(weights_path), nets[0], nets[1],
+                        threads=num_threads or torch.get_num_threads(),
+                    )  # fmt: skip
+                except OnnxRuntimeError as exc:
+                    raise EngineError(str(exc)) from exc
+            if found is not None:
+                nets, used = list(found), "onnxruntime"
+            elif runtime == "onnx":
+                raise EngineError(f"{Path(weights_path).name}: no usable ONNX Runtime files")
+        predictor = cls(coarse=nets[0], fine=nets[1], manifest=blob["manifest"], device=device)
+        predictor.runtime = used
+        return predictor
 
     @property
     def name(self) -> str:

@@ -109,3 +109,18 @@ def bundled_model(db):
 
     mv, _, _ = model_version_bundled_register(weights_file=BUNDLED)
     return mv
+
+
+BUNDLED_V2 = REPO / "mahtqa" / "engine" / "bundled" / "mahtnet-v2.pt"
+
+
+@pytest.fixture
+def bundled_model_v2(db):
+    """The v2 bundle registered and active (v1 registered beside it for rollback)."""
+    from apps.models.services import model_version_activate, model_version_bundled_register
+    from tests.factories import UserFactory
+
+    model_version_bundled_register(weights_file=BUNDLED)
+    mv, _, _ = model_version_bundled_register(weights_file=BUNDLED_V2)
+    model_version_activate(model_version=mv, user=UserFactory(role=Role.ADMIN))
+    return mv

@@ -11,8 +11,9 @@ BUNDLED_DIR = Path(mahtqa.__file__).resolve().parent / "engine" / "bundled"
 
 class Command(BaseCommand):
     help = (
-        "Register the bundled model (mahtqa/engine/bundled/*.pt, manifest .json beside it) "
-        "and activate it when no model is active. Idempotent."
+        "Register the bundled models (mahtqa/engine/bundled/*.pt, manifest .json beside each), "
+        "newest first, and activate the newest when no model is active (an install that "
+        "already has an active model keeps it until an admin activates another). Idempotent."
     )
 
     def add_arguments(self, parser):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         directory: Path = options["dir"]
-        weights = sorted(directory.glob("*.pt"))
+        weights = sorted(directory.glob("*.pt"), reverse=True)  # mahtnet-v2 before -v1
         if not weights:
             self.stdout.write(f"No bundled weights in {directory} yet: nothing registered.")
             return

@@ -1,0 +1,49 @@
+"""ONNX Runtime against torch on the bundled v2 weights (issue 10: runtime equivalence)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, load_isbi_cases
+from mahtqa.engine.data import read_gray
+from mahtqa.engine.inference import EngineError, LandmarkPredictor
+from mahtqa.engine.runtime import onnx_paths
+
+BUNDLED = Path(__file__).resolve().parents[2] / "mahtqa/engine/bundled"
+V2 = BUNDLED / "mahtnet-v2.pt"
+TOLERANCE_PX = 0.01  # stated tolerance: landmarks agree to a hundredth of a pixel
+
+
+def test_onnx_runtime_gives_the_torch_landmarks_and_risks(isbi_root):
+    torch_engine = LandmarkPredictor.load(V2, runtime="torch", num_threads=2)
+    ort_engine = LandmarkPredictor.load(V2, runtime="auto", num_threads=2)
+    assert torch_engine.runtime == "torch"
+    assert ort_engine.runtime == "onnxruntime"
+    for case in load_isbi_cases(isbi_root, ["002", "033", "077"]):
+        image = read_gray(case.image_path)
+        a = torch_engine.predict(image, spacing_mm=ISBI_SPACING_MM)
+        b = ort_engine.predict(image, spacing_mm=ISBI_SPACING_MM)
+        assert np.abs(np.array(a.points()) - np.array(b.points())).max() < TOLERANCE_PX
+        assert b.case_risk == pytest.approx(a.case_risk, abs=1e-4)
+        assert b.ood_score == pytest.approx(a.ood_score, abs=1e-3)
+
+
+def test_onnx_files_that_do_not_match_are_an_error_not_a_fallback(tmp_path):
+    for path in [V2, *[p for k, p in onnx_paths(V2).items()]]:
+        shutil.copy(path, tmp_path / path.name)
+    copy = tmp_path / V2.name
+    fine = onnx_paths(copy)["fine"]
+    fine.write_bytes(fine.read_bytes()[:-16] + b"\0" * 16)
+    with pytest.raises(EngineError, match="sha256"):
+        LandmarkPredictor.load(copy)
+    assert LandmarkPredictor.load(copy, runtime="torch").runtime == "torch"
+
+
+def test_asking_for_onnx_without_its_files_is_an_error():
+    with pytest.raises(EngineError, match="ONNX"):
+        LandmarkPredictor.load(BUNDLED / "mahtnet-v1.pt", runtime="onnx")
+    assert LandmarkPredictor.load(BUNDLED / "mahtnet-v1.pt").runtime == "torch"
