@@ -119,9 +119,19 @@ def _xy(page, abbr):
     return float(x), float(y)
 
 
+@pytest.mark.parametrize(("width", "height"), SCREENS)
 def test_drag_nudge_undo_reset_tracing_and_accept_and_next(
-    live_server, page, make_user, artifacts_dir
+    live_server, browser, make_user, artifacts_dir, width, height
 ):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(15_000)
+    try:
+        _drag_nudge_undo(live_server, context.new_page(), make_user, artifacts_dir, width)
+    finally:
+        context.close()
+
+
+def _drag_nudge_undo(live_server, page, make_user, artifacts_dir, width):
     pacs = make_user(Role.API_CLIENT)
     rad = make_user(Role.RADIOLOGIST)
     first = _case(pacs, seed=11)
@@ -145,7 +155,7 @@ def test_drag_nudge_undo_reset_tracing_and_accept_and_next(
     assert page.locator("circle[data-ghost=A]").count() == 1  # the AI position stays visible
     assert "AI 0.35" in page.inner_text("tr[data-abbr=A] .conf")  # and its confidence
     assert page.text_content("[data-angle=SNA]") != sna_before  # the tracing follows the point
-    page.screenshot(path=str(artifacts_dir / "workstation-moved.png"))
+    page.screenshot(path=str(artifacts_dir / f"workstation-moved-{width}.png"))
 
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
