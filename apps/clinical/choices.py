@@ -68,6 +68,10 @@ class AuditAction(models.TextChoices):
     CASE_DECIDE = "case_decide", "Decided a case"
     CASE_ESCALATE = "case_escalate", "Escalated a case"
     CASE_TAKEOVER = "case_takeover", "Took over a claimed case"
+    SITE_REVIEW_ALL = "site_review_all", "Set a site to review all"
+    SITE_CALIBRATE = "site_calibrate", "Proposed a site calibration"
+    SITE_ACCEPT = "site_accept", "Accepted a site calibration"
+    SITE_REJECT = "site_reject", "Rejected a site calibration"
     THRESHOLDS_CHANGE = "thresholds_change", "Changed thresholds"
 
 
@@ -86,6 +90,7 @@ REASON_LABELS: dict[str, str] = {
     "shape_outlier": "Implausible shape",
     "predicted_gross_error": "Possible gross error",
     "risk_not_certified": "Risk not certified",
+    "site_review_all": "Site not onboarded",
 }
 
 

@@ -32,6 +32,9 @@ class ThresholdsForm(forms.Form):
         choices=RISKS, coerce=float, label="Tolerated risk",
         help_text="share of all cases that may be released with a landmark > 4 mm off",
     )  # fmt: skip
+    new_sites_review_all = forms.BooleanField(
+        required=False, label="Every new site: review all cases until it is onboarded"
+    )
     min_confidence = forms.FloatField(min_value=0, max_value=1, help_text="0..1, every landmark")
     max_ood_score = forms.FloatField(help_text="above this, the radiograph is out of distribution")
     review_policy = forms.ChoiceField(choices=ReviewPolicy.choices, widget=forms.RadioSelect)
@@ -69,6 +72,7 @@ class ThresholdsForm(forms.Form):
         initial = {
             "routing_mode": policy.routing_mode,
             "tolerated_risk": f"{policy.tolerated_risk:g}",
+            "new_sites_review_all": policy.new_sites_review_all,
             "min_confidence": policy.min_confidence,
             "max_ood_score": policy.max_ood_score,
             "review_policy": policy.review_policy,
@@ -137,6 +141,7 @@ class ThresholdsForm(forms.Form):
         return {
             "routing_mode": d["routing_mode"],
             "tolerated_risk": d["tolerated_risk"],
+            "new_sites_review_all": d["new_sites_review_all"],
             "min_confidence": d["min_confidence"],
             "min_confidence_per_landmark": per,
             "max_ood_score": d["max_ood_score"],

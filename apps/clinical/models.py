@@ -21,6 +21,23 @@ from apps.clinical.choices import (
 )
 
 
+class Site(models.Model):
+    """A hospital and device, known only by a keyed digest of its header fields
+    (``mahtqa.imaging.site``); ``default`` for headers without them."""
+
+    key = models.CharField(max_length=32, unique=True)
+    device = models.CharField(max_length=128, blank=True)  # manufacturer and model only
+    review_all = models.BooleanField(default=False)  # every case to review until onboarded
+    # the accepted site calibration (threshold, n, bound...); null: the global one applies
+    policy = models.JSONField(null=True, blank=True)
+    proposal = models.JSONField(null=True, blank=True)  # the latest site_calibrate result
+    onboarded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.device})"
+
+
 class Study(models.Model):
     """One submitted DICOM instance and the state of its processing (the job's truth)."""
 
@@ -31,6 +48,9 @@ class Study(models.Model):
     # Identifiers of the original (PHI-bearing) instance: shown to its owner and clinicians only.
     sop_instance_uid = models.CharField(max_length=64)
     study_instance_uid = models.CharField(max_length=64)
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.PROTECT, related_name="studies"
+    )
     # De-identified counterparts: what engineers, logs and datasets see.
     deid_sop_instance_uid = models.CharField(max_length=64)
     deid_study_instance_uid = models.CharField(max_length=64)
@@ -132,6 +152,7 @@ class RoutingPolicy(models.Model):
     # risk (engines with an error model); "raw_thresholds": the per-landmark limits above.
     routing_mode = models.CharField(max_length=20, default="risk_controlled")
     tolerated_risk = models.FloatField(default=0.05)  # max share of unsafe releases
+    new_sites_review_all = models.BooleanField(default=False)  # new sites: review all
     # {"emails": {level: [address]}, "webhook_url": str}; null = inherited from the last
     # version that set it (versions written by routing_policy_update alone leave it null).
     notifications = models.JSONField(null=True, blank=True)

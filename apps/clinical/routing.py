@@ -58,6 +58,7 @@ def route(
     ood_score: float,
     policy: PolicyView,
     risk: RiskGate | None = None,
+    site_review_all: bool = False,
 ) -> RoutingDecision:
     """Decide where a prediction goes. Urgent beats normal; any reason means review.
 
@@ -84,6 +85,11 @@ def route(
                 ),
             }
         )
+    if site_review_all:
+        normal.append({
+            "code": "site_review_all", "severity": "info",
+            "message": "This site sends every case to review until it is onboarded.",
+        })  # fmt: skip
     if risk is not None:
         normal.extend(_risk_reasons(risk))
     for lm in landmarks if risk is None else []:

@@ -18,12 +18,14 @@ from apps.clinical.choices import SpacingSource
 from apps.clinical.models import Study
 from apps.clinical.services.phi_index import phi_index_add
 from apps.clinical.services.policy import routing_policy_current
+from apps.clinical.services.sites import site_for
 from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from apps.outbox.services import outbox_enqueue
 from mahtqa.imaging.deid import deidentify_dataset, patient_pseudonym, pseudonymize_uid
 from mahtqa.imaging.dicom import DicomLimits, parse_and_validate
 from mahtqa.imaging.errors import ImagingError
 from mahtqa.imaging.identity import identity_of_dataset
+from mahtqa.imaging.site import site_fields
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     key = _pseudonym_key()
     deid_bytes = deidentify_dataset(ds, key=key, raw=data)  # parsed once, above
     identity = identity_of_dataset(ds)
+    site = site_for(fields=site_fields(ds))
     name = f"{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
     phi_storage = storages["phi"]
     original_name = phi_storage.save(name, ContentFile(data))
@@ -83,6 +86,7 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
         with transaction.atomic():
             study = Study.objects.create(
                 submitted_by=user,
+                site=site,
                 sop_instance_uid=header.sop_instance_uid,
                 study_instance_uid=header.study_instance_uid,
                 deid_sop_instance_uid=pseudonymize_uid(header.sop_instance_uid, key=key),

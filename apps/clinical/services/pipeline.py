@@ -18,7 +18,12 @@ from apps.clinical.models import Prediction, ReviewTask, Study
 from apps.clinical.routing import route
 from apps.clinical.services.images import study_png_store
 from apps.clinical.services.intake import dicom_limits, study_enqueue
-from apps.clinical.services.policy import policy_view, risk_gate, routing_policy_current
+from apps.clinical.services.policy import (
+    policy_view,
+    risk_gate,
+    routing_policy_current,
+    site_reviews_all,
+)
 from apps.core.errors import Conflict, NotFound
 from apps.models.loader import ModelIntegrityError, predictor_for
 from apps.models.selectors import model_version_active
@@ -152,7 +157,13 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
         findings=findings,
         ood_score=result.ood_score,
         policy=policy_view(policy),
-        risk=risk_gate(policy=policy, manifest=model_version.manifest, case_risk=result.case_risk),
+        risk=risk_gate(
+            policy=policy,
+            manifest=model_version.manifest,
+            case_risk=result.case_risk,
+            site=study.site,
+        ),  # fmt: skip
+        site_review_all=site_reviews_all(policy=policy, site=study.site),
     )
     if decision.destination == Destination.REVIEW:
         study_png_store(study=study, image=image)  # decoded once: the review reuses it

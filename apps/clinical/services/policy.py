@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "allowed_modalities": ["CR", "DX"],
     "routing_mode": "risk_controlled",
     "tolerated_risk": 0.05,
+    "new_sites_review_all": False,
 }
 ROUTING_MODES = ("risk_controlled", "raw_thresholds")
 # The tolerated risks a model's manifest certifies thresholds for (mahtqa.engine.safety).
@@ -124,17 +125,34 @@ def risk_certificate(*, manifest: dict, tolerated_risk: float) -> dict | None:
     return (control.get("by_alpha") or {}).get(f"{tolerated_risk:g}")
 
 
-def risk_gate(*, policy: RoutingPolicy, manifest: dict, case_risk: float | None) -> RiskGate | None:
-    """The gate routing applies, or None (raw thresholds: v1 model or the expert mode)."""
+def risk_gate(
+    *, policy: RoutingPolicy, manifest: dict, case_risk: float | None, site=None
+) -> RiskGate | None:
+    """The gate routing applies, or None (raw thresholds: v1 model or the expert mode).
+
+    An onboarded site's accepted calibration (``site.policy``, fitted on its own
+    reviewed cases for this model) replaces the global certificate for that site only."""
     if policy.routing_mode != "risk_controlled" or case_risk is None:
         return None
-    cert = risk_certificate(manifest=manifest, tolerated_risk=policy.tolerated_risk)
+    own = getattr(site, "policy", None) or {}
+    if own.get("model_sha256") and own.get("model_sha256") == (manifest or {}).get("sha256"):
+        cert = own
+    else:
+        cert = risk_certificate(manifest=manifest, tolerated_risk=policy.tolerated_risk)
     if cert is None:
         return None
     return RiskGate(
         case_risk=float(case_risk), threshold=cert.get("threshold"),
-        tolerated_risk=policy.tolerated_risk, n_calibration=int(cert.get("n", 0)),
+        tolerated_risk=float(cert.get("alpha", policy.tolerated_risk)),
+        n_calibration=int(cert.get("n", 0)),
     )  # fmt: skip
+
+
+def site_reviews_all(*, policy: RoutingPolicy, site) -> bool:
+    """A site set to review-all, or any site not yet onboarded when the policy says so."""
+    if site is None:
+        return False
+    return bool(site.review_all or (policy.new_sites_review_all and not site.policy))
 
 
 def risk_summary(*, policy: RoutingPolicy) -> dict:

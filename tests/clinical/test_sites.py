@@ -1,0 +1,188 @@
+"""Sites (issue 10, site onboarding): keyed de-identified site keys from the header,
+review-all, per-site calibration proposals and their use by routing for that site only."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.accounts.choices import Role
+from apps.clinical.choices import AuditAction
+from apps.clinical.models import AuditEvent, Review, Site
+from apps.clinical.routing import PolicyView, route
+from apps.clinical.services.intake import study_receive
+from apps.clinical.services.policy import (
+    risk_gate,
+    routing_policy_current,
+    routing_policy_update,
+    site_reviews_all,
+)
+from apps.clinical.services.sites import (
+    site_cache_clear,
+    site_calibrate,
+    site_calibration_decide,
+    site_review_all_set,
+)
+from apps.core.errors import Conflict
+from apps.models.services import model_version_activate
+from mahtqa.imaging.site import DEFAULT_SITE, SiteFields, site_key
+from mahtqa.imaging.write import write_cr
+from tests.clinical.review_factories import make_study
+from tests.factories import ModelVersionFactory, PredictionFactory, landmark_rows
+
+pytestmark = pytest.mark.django_db
+HOSPITAL = {"InstitutionName": "Hamedan University Hospital", "Manufacturer": "Planmeca",
+            "ManufacturerModelName": "ProMax", "StationName": "CEPH-2"}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _fresh_site_cache():
+    site_cache_clear()
+    yield
+    site_cache_clear()
+
+
+def _dicom(seed=0, **header):
+    pixels = (np.random.default_rng(seed).random((80, 64)) * 4000).astype(np.uint16)
+    return write_cr(pixels, extra=header or None)
+
+
+def test_site_keys_are_keyed_stable_and_reveal_nothing():
+    fields = SiteFields("Hamedan University Hospital", "Planmeca", "ProMax", "CEPH-2")
+    key = site_key(fields, key=b"secret-1")
+    assert key.startswith("site-")
+    assert len(key) == 21
+    assert key == site_key(SiteFields(" hamedan  university HOSPITAL", "planmeca", "PROMAX",
+                                      "ceph-2"), key=b"secret-1")  # fmt: skip
+    assert key != site_key(fields, key=b"secret-2")  # keyed: not a plain hash
+    assert key != site_key(SiteFields("Hamedan University Hospital", "Planmeca", "ProMax",
+                                      "CEPH-3"), key=b"secret-1")  # fmt: skip
+    assert "hamedan" not in key.lower()
+    assert site_key(SiteFields(), key=b"secret-1") == DEFAULT_SITE
+    assert fields.device == "Planmeca ProMax"
+
+
+def test_intake_files_each_study_under_its_site(api_client_user):
+    a, _ = study_receive(user=api_client_user, data=_dicom(1, **HOSPITAL))
+    b, _ = study_receive(user=api_client_user, data=_dicom(2, **HOSPITAL))
+    elsewhere = {**HOSPITAL, "StationName": "CEPH-9"}
+    other, _ = study_receive(user=api_client_user, data=_dicom(3, **elsewhere))
+    plain, _ = study_receive(user=api_client_user, data=_dicom(4, Manufacturer=""))
+    assert a.site_id == b.site_id != other.site_id
+    assert Site.objects.get(pk=plain.site_id).key == DEFAULT_SITE
+    site = Site.objects.get(pk=a.site_id)
+    assert site.device == "Planmeca ProMax"
+    stored = json.dumps(list(Site.objects.values()), default=str)
+    assert "Hamedan" not in stored
+    assert "CEPH-2" not in stored
+
+
+POLICY = PolicyView(1, 0.5, {}, 1.0, "exceptions_only", ("high",))
+LMS = [{"abbreviation": a, "confidence": 0.99} for a in ("S", "N", "A", "B", "Pog", "Me", "Gn")]
+
+
+def test_a_review_all_site_sends_every_case_to_review(admin_user):
+    site = Site.objects.create(key="site-aaaa", device="X")
+    policy = routing_policy_current()
+    assert not site_reviews_all(policy=policy, site=site)
+    site_review_all_set(site=site, review_all=True, user=admin_user)
+    assert site_reviews_all(policy=policy, site=site)
+    d = route(landmarks=LMS, findings=[], ood_score=0.1, policy=POLICY, site_review_all=True)
+    assert d.destination == "review"
+    assert [r["code"] for r in d.reasons] == ["site_review_all"]
+    assert AuditEvent.objects.get(action=AuditAction.SITE_REVIEW_ALL).target_id == "site-aaaa"
+    # the global switch: every site not yet onboarded
+    fresh = Site.objects.create(key="site-bbbb", device="Y")
+    strict = routing_policy_update(user=None, new_sites_review_all=True)
+    assert site_reviews_all(policy=strict, site=fresh)
+    fresh.policy = {"threshold": 0.1}
+    assert not site_reviews_all(policy=strict, site=fresh)
+
+
+CERT = {"threshold": 0.05, "n": 100, "released": 60, "unsafe_released": 0, "release_rate": 0.6,
+        "unsafe_rate_upper": 0.03}  # fmt: skip
+
+
+def _model():
+    mv = ModelVersionFactory(manifest={"sha256": "f" * 64,
+                                       "risk_control": {"by_alpha": {"0.05": CERT}}})  # fmt: skip
+    mv.sha256 = "f" * 64
+    mv.save()
+    return mv
+
+
+def _reviewed(site, mv, *, risk: float, off_mm: float, reviewer):
+    study = make_study(site=site, spacing_row_mm=0.1, spacing_col_mm=0.1, status="reviewed")
+    before = landmark_rows(0.9)
+    pred = PredictionFactory(study=study, model_version=mv, landmarks=before, case_risk=risk)
+    after = [dict(lm) for lm in before]
+    after[2]["x"] += off_mm / 0.1  # A moved by the reviewer
+    Review.objects.create(study=study, prediction=pred, reviewer=reviewer, outcome="corrected",
+                          landmarks_before=before, landmarks_after=after)  # fmt: skip
+
+
+def test_site_calibration_proposes_accepts_and_routes_that_site_only(make_user, admin_user):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    site, other = Site.objects.create(key="site-hhhh"), Site.objects.create(key="site-oooo")
+    rad = make_user(Role.RADIOLOGIST)
+    routing_policy_update(user=None, tolerated_risk=0.1)
+    for i in range(29):
+        _reviewed(site, mv, risk=0.01 + i / 1000, off_mm=0.5, reviewer=rad)
+    with pytest.raises(Conflict) as exc:
+        site_calibrate(site=site, user=admin_user)
+    assert exc.value.code == "too_few_reviewed"
+    for risk, off in ((0.02, 0.5), (0.3, 6.0), (0.4, 7.0)):  # two gross errors, high risk
+        _reviewed(site, mv, risk=risk, off_mm=off, reviewer=rad)
+    proposal = site_calibrate(site=site, user=admin_user)
+    assert proposal["n"] == 32
+    assert proposal["unsafe_cases"] == 2
+    assert proposal["unsafe_released"] == 0
+    assert proposal["threshold"] == pytest.approx(0.038)  # the largest safe risk below 0.3
+    assert proposal["best_certifiable_risk"] == pytest.approx(1 - 0.05 ** (1 / 32), abs=1e-4)
+    site_calibration_decide(site=site, accept=True, user=admin_user)
+    site.refresh_from_db()
+    assert site.policy["threshold"] == pytest.approx(0.038)
+    assert site.onboarded_at is not None
+    policy = routing_policy_current()
+    own = risk_gate(policy=policy, manifest=mv.manifest, case_risk=0.04, site=site)
+    assert own.threshold == pytest.approx(0.038)
+    assert own.n_calibration == 32
+    assert risk_gate(policy=policy, manifest=mv.manifest, case_risk=0.04, site=other) is None
+    routing_policy_update(user=None, tolerated_risk=0.05)
+    glob = risk_gate(policy=routing_policy_current(), manifest=mv.manifest, case_risk=0.04,
+                     site=other)  # fmt: skip
+    assert glob.threshold == 0.05  # other sites keep the global certificate
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {AuditAction.SITE_CALIBRATE, AuditAction.SITE_ACCEPT} <= actions
+
+
+def test_the_cli_lists_sites_and_accepts_as_an_admin(make_user, admin_user):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    site = Site.objects.create(key="site-cli0", device="Planmeca ProMax")
+    rad = make_user(Role.RADIOLOGIST)
+    routing_policy_update(user=None, tolerated_risk=0.1)
+    for i in range(30):
+        _reviewed(site, mv, risk=i / 100, off_mm=0.3, reviewer=rad)
+    out = io.StringIO()
+    call_command("site_list", "--json", stdout=out)
+    row = next(r for r in json.loads(out.getvalue()) if r["site"] == "site-cli0")
+    assert row["reviewed"] == 30
+    assert row["policy"] == "global calibration"
+    with pytest.raises(CommandError, match="needs --by"):
+        call_command("site_calibrate", "site-cli0", "--accept")
+    with pytest.raises(CommandError, match="not an admin"):
+        call_command("site_calibrate", "site-cli0", "--accept", "--by", rad.username)
+    out = io.StringIO()
+    call_command("site_calibrate", "site-cli0", "--accept", "--by", admin_user.username,
+                 "--json", stdout=out)  # fmt: skip
+    result = json.loads(out.getvalue())
+    assert result["accepted"] is True
+    assert result["release_rate"] == 1.0  # no unsafe case among 30: every one released
+    assert result["unsafe_rate_upper"] == pytest.approx(1 - 0.05 ** (1 / 30), abs=1e-4)
+    assert Site.objects.get(key="site-cli0").policy["accepted_by"] == admin_user.username
