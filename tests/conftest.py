@@ -290,6 +290,10 @@ def _fresh_cache():
     """Counters in the cache (token-failure limits, throttles) never leak between tests."""
     from django.core.cache import cache
 
+    from apps.clinical.services.sites import site_cache_clear
+
     cache.clear()
+    site_cache_clear()  # site rows roll back with each test; their cached ids must too
     yield
     cache.clear()
+    site_cache_clear()

@@ -126,6 +126,8 @@ EXPECTED: dict[str, dict[str, tuple]] = {
                               "POST": (LOGIN,   403,    302,    403,    302,    LOGIN,  LOGIN)},
     "clinical:thresholds":   {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "clinical:site_action":  {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
     "clinical:audit":        {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN)},
     "monitoring:healthz":    {"GET":  (200,     200,    200,    200,    200,    200,    200)},
     "monitoring:readyz":     {"GET":  (200,     200,    200,    200,    200,    200,    200)},
@@ -213,7 +215,7 @@ def test_rows_are_complete_and_never_allow_500():
 def test_every_path_parameter_has_an_object():
     names, _ = resolved_urls()
     with_params = {name for name, params in names.items() if params}
-    assert with_params == set(PATH_OBJECT)
+    assert with_params == set(PATH_OBJECT) | set(PATH_KWARGS)
 
 
 # --- The world -------------------------------------------------------------------------
@@ -366,9 +368,17 @@ def url_for(world: World, name: str) -> str:
     params = resolved_urls()[0][name]
     if not params:
         return reverse(name)
+    if name in PATH_KWARGS:
+        return reverse(name, kwargs=PATH_KWARGS[name](world))
     obj = getattr(world, PATH_OBJECT[name])
     value = obj.public_id if "public_id" in params else obj.pk
     return reverse(name, kwargs=dict.fromkeys(params, value))
+
+
+# URLs whose parameters are not one object's id.
+PATH_KWARGS = {
+    "clinical:site_action": lambda w: {"key": w.study.site.key, "action": "review-all"},
+}
 
 
 def request(world: World, role: str, method: str, name: str):

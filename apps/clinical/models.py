@@ -37,6 +37,12 @@ class Site(models.Model):
     def __str__(self) -> str:
         return f"{self.key} ({self.device})"
 
+    def delete(self, *args, **kwargs):
+        from apps.clinical.services.sites import site_cache_clear
+
+        site_cache_clear()  # intake caches key -> id
+        return super().delete(*args, **kwargs)
+
 
 class Study(models.Model):
     """One submitted DICOM instance and the state of its processing (the job's truth)."""

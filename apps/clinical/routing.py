@@ -31,14 +31,18 @@ class RoutingDecision:
     priority: str | None
     reasons: list[dict] = field(default_factory=list)
     policy_version: int = 0
+    risk: dict | None = None  # the risk gate applied (threshold, source), if any
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "destination": self.destination,
             "priority": self.priority,
             "reasons": self.reasons,
             "policy_version": self.policy_version,
         }
+        if self.risk is not None:
+            out["risk"] = self.risk
+        return out
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class RiskGate:
     threshold: float | None  # None: this calibration cannot certify the tolerated risk
     tolerated_risk: float
     n_calibration: int
+    source: str = "global"  # "global" (the model's calibration) or the site's key
 
 
 def route(
@@ -105,23 +110,30 @@ def route(
                     ),
                 }
             )
+    gate = None
+    if risk is not None:
+        gate = {"case_risk": round(risk.case_risk, 5), "threshold": risk.threshold,
+                "tolerated_risk": risk.tolerated_risk, "n_calibration": risk.n_calibration,
+                "source": risk.source}  # fmt: skip
     if urgent:
-        return RoutingDecision(Destination.REVIEW, Priority.URGENT, urgent + normal, policy.version)
+        return RoutingDecision(
+            Destination.REVIEW, Priority.URGENT, urgent + normal, policy.version, gate
+        )
     if normal:
-        return RoutingDecision(Destination.REVIEW, Priority.NORMAL, normal, policy.version)
+        return RoutingDecision(Destination.REVIEW, Priority.NORMAL, normal, policy.version, gate)
     if policy.review_policy == ReviewPolicy.ALL:
         reason = {
             "code": "review_all",
             "severity": "info",
             "message": "Policy: every case is reviewed.",
         }
-        return RoutingDecision(Destination.REVIEW, Priority.NORMAL, [reason], policy.version)
+        return RoutingDecision(Destination.REVIEW, Priority.NORMAL, [reason], policy.version, gate)
     reason = {
         "code": "confident_plausible",
         "severity": "info",
         "message": "All landmarks confident, no findings, radiograph in distribution.",
     }
-    return RoutingDecision(Destination.RELEASED, None, [reason], policy.version)
+    return RoutingDecision(Destination.RELEASED, None, [reason], policy.version, gate)
 
 
 def _risk_reasons(risk: RiskGate) -> list[dict]:

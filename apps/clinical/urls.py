@@ -20,4 +20,5 @@ urlpatterns = [
     path("cases/<uuid:public_id>/take-over/", review.take_over, name="take_over"),
     path("thresholds/", admin.thresholds, name="thresholds"),
     path("audit/", admin.audit, name="audit"),
+    path("sites/<str:key>/<slug:action>/", admin.site_action, name="site_action"),
 ]

@@ -102,9 +102,9 @@ def seed_scale(*, n_studies: int, n_tasks: int, urgent_share: float = 0.1) -> No
         cur.execute(
             """
             INSERT INTO clinical_prediction (study_id, model_version_id, landmarks, measurements,
-              findings, ood_score, ood_details, routing, timings_ms, created_at)
+              findings, ood_score, ood_details, risk_details, routing, timings_ms, created_at)
             SELECT id, %(mv)s, %(lms)s::jsonb, '{}'::jsonb, '[]'::jsonb, 0.2, '{}'::jsonb,
-              %(routing)s::jsonb, '{}'::jsonb, now()
+              '{}'::jsonb, %(routing)s::jsonb, '{}'::jsonb, now()
             FROM clinical_study WHERE status = 'in_review' AND sop_instance_uid LIKE 'scale.%%'
             """,
             {"mv": mv.pk, "lms": lms, "routing": routing},

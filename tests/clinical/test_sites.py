@@ -152,6 +152,7 @@ def test_site_calibration_proposes_accepts_and_routes_that_site_only(make_user, 
     own = risk_gate(policy=policy, manifest=mv.manifest, case_risk=0.04, site=site)
     assert own.threshold == pytest.approx(0.038)
     assert own.n_calibration == 32
+    assert own.source == "site-hhhh"
     assert risk_gate(policy=policy, manifest=mv.manifest, case_risk=0.04, site=other) is None
     routing_policy_update(user=None, tolerated_risk=0.05)
     glob = risk_gate(policy=routing_policy_current(), manifest=mv.manifest, case_risk=0.04,

@@ -23,6 +23,7 @@ from tests.factories.clinical import (
     ReviewFactory,
     ReviewTaskFactory,
     RoutingPolicyFactory,
+    SiteFactory,
     StudyFactory,
     landmark_rows,
 )
@@ -48,5 +49,6 @@ __all__ = [
     "IssueSettingsFactory", "ModelVersionFactory", "NotificationFactory",
     "NotifyThrottleFactory", "OccurrenceFactory", "PredictionFactory", "ReadinessCheckFactory",
     "ReproductionStepFactory", "ReviewFactory", "ReviewTaskFactory", "RoutingPolicyFactory",
+    "SiteFactory",
     "StudyFactory", "UserFactory", "landmark_rows",
 ]  # fmt: skip

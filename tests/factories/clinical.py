@@ -35,6 +35,7 @@ from apps.clinical.models import (
     Review,
     ReviewTask,
     RoutingPolicy,
+    Site,
     Study,
 )
 from apps.clinical.services.policy import DEFAULTS as POLICY_DEFAULTS
@@ -73,12 +74,24 @@ def _uid(root: str) -> str:
     return f"{root}.{uuid.uuid4().int % 10**30}"
 
 
+class SiteFactory(factory.django.DjangoModelFactory):
+    """A site as intake creates it: a keyed digest and the readable device."""
+
+    class Meta:
+        model = Site
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"site-{n:016x}")
+    device = "Soredex CRANEX 3+"
+
+
 class StudyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Study
         skip_postgeneration_save = True
 
     submitted_by = factory.SubFactory(ApiClientFactory, token=False)
+    site = factory.SubFactory(SiteFactory, key="default", device="")
     sop_instance_uid = factory.LazyFunction(lambda: _uid("1.2.826.0.1"))
     study_instance_uid = factory.LazyFunction(lambda: _uid("1.2.826.0.2"))
     deid_sop_instance_uid = factory.LazyFunction(lambda: _uid("2.25"))

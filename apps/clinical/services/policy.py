@@ -135,8 +135,9 @@ def risk_gate(
     if policy.routing_mode != "risk_controlled" or case_risk is None:
         return None
     own = getattr(site, "policy", None) or {}
+    source = "global"
     if own.get("model_sha256") and own.get("model_sha256") == (manifest or {}).get("sha256"):
-        cert = own
+        cert, source = own, site.key
     else:
         cert = risk_certificate(manifest=manifest, tolerated_risk=policy.tolerated_risk)
     if cert is None:
@@ -144,7 +145,7 @@ def risk_gate(
     return RiskGate(
         case_risk=float(case_risk), threshold=cert.get("threshold"),
         tolerated_risk=float(cert.get("alpha", policy.tolerated_risk)),
-        n_calibration=int(cert.get("n", 0)),
+        n_calibration=int(cert.get("n", 0)), source=source,
     )  # fmt: skip
 
 

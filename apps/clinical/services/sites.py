@@ -64,8 +64,12 @@ def site_review_all_set(*, site: Site, review_all: bool, user, ip: str | None = 
     return site
 
 
-MIN_REVIEWED = 30
 DELTA = 0.05
+
+
+def site_min_reviewed() -> int:
+    """Reviewed cases a site needs before it can be calibrated (MAHTQA_SITE_MIN_REVIEWED)."""
+    return int(getattr(settings, "MAHTQA_SITE_MIN_REVIEWED", 30))
 
 
 def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bool], int]:
@@ -96,7 +100,7 @@ def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bo
     return scores, unsafe, skipped
 
 
-def site_calibrate(*, site: Site, user=None, min_reviewed: int = MIN_REVIEWED) -> dict:
+def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) -> dict:
     """Propose a site calibration from its reviewed cases: the release threshold on the
     case risk certified by Learn-then-Test for the policy's tolerated risk, with its
     Clopper-Pearson bound, on this site's own cases. Stored as ``site.proposal``."""
@@ -108,6 +112,7 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int = MIN_REVIEWED) -
     if model is None:
         raise Conflict("no_active_model", "No model version is active.")
     scores, unsafe, skipped = _reviewed_cases(site, model.sha256)
+    min_reviewed = site_min_reviewed() if min_reviewed is None else min_reviewed
     if len(scores) < min_reviewed:
         raise Conflict(
             "too_few_reviewed",
