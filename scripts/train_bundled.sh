@@ -40,7 +40,7 @@ $PY -m mahtqa.engine.crossval --data "$DATA" --out "$CV" --folds 5 --size small 
 for stage in coarse fine; do
   $PY -m mahtqa.engine.train --data "$DATA" --out "$OUT" --arch "$ARCH" --stage "$stage" \
       --coarse-steps 1000 --fine-steps 2000 --seed 0 --size small --recipe v2 --all-cases \
-      --loss "$([ "$stage" = coarse ] && echo ce || echo mse)" >"$OUT/$stage.log" 2>&1 &
+      --loss ce >"$OUT/$stage.log" 2>&1 &
 done
 wait
 # 3. Error model and risk-controlled thresholds from the out-of-fold predictions; bundle.
