@@ -271,9 +271,7 @@ class LandmarkPredictor:
             analysis.features, analysis.canonical_points, self.shape_model.mean_shape,
             self.pair_stats,
         )  # fmt: skip
-        idx = np.arange(N_LANDMARKS)
-        p2 = self.error_model.probability(signals, idx, 2.0)
-        p4 = self.error_model.probability(signals, idx, 4.0)
+        p2, p4 = self.error_model.probabilities(signals)
         details = {
             "p_over_2mm": [round(float(v), 4) for v in p2],
             "p_over_4mm": [round(float(v), 4) for v in p4],

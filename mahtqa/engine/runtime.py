@@ -41,6 +41,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _part_digest(path: Path) -> str:
+    """The graph and, when the exporter wrote them apart, its weights (``.onnx.data``)."""
+    digest = hashlib.sha256(Path(path).read_bytes())
+    data = Path(str(path) + ".data")
+    if data.is_file():
+        digest.update(data.read_bytes())
+    return digest.hexdigest()
+
+
 class _Coarse(torch.nn.Module):
     def __init__(self, net):
         super().__init__()
@@ -68,8 +77,8 @@ def export(weights: Path, fine_crop: int = 72) -> dict[str, str]:
     )  # fmt: skip
     index = {
         "weights_sha256": _sha256(weights),
-        "coarse": {"file": paths["coarse"].name, "sha256": _sha256(paths["coarse"])},
-        "fine": {"file": paths["fine"].name, "sha256": _sha256(paths["fine"])},
+        "coarse": {"file": paths["coarse"].name, "sha256": _part_digest(paths["coarse"])},
+        "fine": {"file": paths["fine"].name, "sha256": _part_digest(paths["fine"])},
         "opset": 18,
         "onnxruntime_tested": _ort_version(),
     }
@@ -137,7 +146,7 @@ def ort_nets(weights: Path, coarse, fine, *, threads: int):
     if index.get("weights_sha256") != _sha256(weights):
         raise OnnxRuntimeError(f"{paths['index'].name} was exported from other weights")
     for part in ("coarse", "fine"):
-        if _sha256(paths[part]) != index[part]["sha256"]:
+        if _part_digest(paths[part]) != index[part]["sha256"]:
             raise OnnxRuntimeError(f"{paths[part].name}: sha256 does not match its index")
     return (
         OrtNet(paths["coarse"], coarse, threads=threads, embedding=True),

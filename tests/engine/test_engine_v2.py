@@ -71,7 +71,7 @@ def test_a_landmark_moved_onto_the_wrong_bone_raises_the_case_risk(v2, isbi_root
     moved[3] += (0.0, 60.0)  # B 18 mm down the chin
     analysis.canonical_points = moved
     bad = v2.finish(analysis, ISBI_SPACING_MM)
-    assert bad.case_risk > good.case_risk + 0.2
+    assert bad.case_risk > good.case_risk + 0.1
     signals = case_signals(analysis.features, moved, v2.shape_model.mean_shape, v2.pair_stats)
     assert signals[:, 5].argmax() == 3
 

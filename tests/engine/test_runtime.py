@@ -33,11 +33,11 @@ def test_onnx_runtime_gives_the_torch_landmarks_and_risks(isbi_root):
 
 
 def test_onnx_files_that_do_not_match_are_an_error_not_a_fallback(tmp_path):
-    for path in [V2, *[p for k, p in onnx_paths(V2).items()]]:
+    for path in [V2, *onnx_paths(V2).values(), *BUNDLED.glob("mahtnet-v2.*.onnx.data")]:
         shutil.copy(path, tmp_path / path.name)
     copy = tmp_path / V2.name
-    fine = onnx_paths(copy)["fine"]
-    fine.write_bytes(fine.read_bytes()[:-16] + b"\0" * 16)
+    weights = Path(str(onnx_paths(copy)["fine"]) + ".data")  # the fine network's weights
+    weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)
     with pytest.raises(EngineError, match="sha256"):
         LandmarkPredictor.load(copy)
     assert LandmarkPredictor.load(copy, runtime="torch").runtime == "torch"
