@@ -64,10 +64,11 @@ def export(weights: Path, fine_crop: int = 72) -> dict[str, str]:
 
     predictor = LandmarkPredictor.load(weights, runtime="torch")
     paths = onnx_paths(weights)
-    x = torch.zeros(1, 1, COARSE_H, COARSE_W)
+    x = torch.zeros(2, 1, COARSE_H, COARSE_W)
     torch.onnx.export(
         _Coarse(predictor.coarse).eval(), (x,), str(paths["coarse"]), dynamo=True,
         opset_version=18, input_names=["image"], output_names=["heatmaps", "embedding"],
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},),
     )  # fmt: skip
     patch = torch.zeros(12, 1, fine_crop, fine_crop)
     torch.onnx.export(

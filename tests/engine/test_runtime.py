@@ -32,6 +32,15 @@ def test_onnx_runtime_gives_the_torch_landmarks_and_risks(isbi_root):
         assert b.ood_score == pytest.approx(a.ood_score, abs=1e-3)
 
 
+def test_batches_give_the_same_landmarks_as_single_images(isbi_root):
+    engine = LandmarkPredictor.load(V2, num_threads=2)
+    images = [read_gray(c.image_path) for c in load_isbi_cases(isbi_root, ["004", "005", "006"])]
+    batch = engine.predict_batch(images)
+    for image, together in zip(images, batch, strict=True):
+        alone = engine.predict(image)
+        assert np.abs(np.array(alone.points()) - np.array(together.points())).max() < TOLERANCE_PX
+
+
 def test_onnx_files_that_do_not_match_are_an_error_not_a_fallback(tmp_path):
     for path in [V2, *onnx_paths(V2).values(), *BUNDLED.glob("mahtnet-v2.*.onnx.data")]:
         shutil.copy(path, tmp_path / path.name)
