@@ -23,7 +23,8 @@ from apps.clinical.choices import (
 
 class Site(models.Model):
     """A hospital and device, known only by a keyed digest of its header fields
-    (``mahtqa.imaging.site``); ``default`` for headers without them."""
+    (``mahtqa.imaging.site``); ``default`` for headers without them. Never deleted:
+    intake caches key -> id per process (studies PROTECT their site)."""
 
     key = models.CharField(max_length=32, unique=True)
     device = models.CharField(max_length=128, blank=True)  # manufacturer and model only
@@ -36,12 +37,6 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.device})"
-
-    def delete(self, *args, **kwargs):
-        from apps.clinical.services.sites import site_cache_clear
-
-        site_cache_clear()  # intake caches key -> id
-        return super().delete(*args, **kwargs)
 
 
 class Study(models.Model):
