@@ -68,7 +68,7 @@ def test_a_new_site_is_onboarded_from_its_reviewed_cases(
 
     rad = Client()
     rad.force_login(make_user(Role.RADIOLOGIST))
-    for study, case in zip(first, cases, strict=True):  # the reviewers' final landmarks
+    for study, case in zip(first, cases[:5], strict=True):  # the reviewers' final landmarks
         rad.post(reverse("clinical:claim", kwargs={"public_id": study.public_id}))
         final = [{"abbreviation": a, "x": float(x), "y": float(y)}
                  for a, (x, y) in zip(ABBREVIATIONS, case.mean, strict=True)]  # fmt: skip
