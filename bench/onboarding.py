@@ -33,17 +33,11 @@ SITE = {"InstitutionName": "Second hospital", "Manufacturer": "Planmeca",
 
 
 def setup() -> None:
-    import django
-    import psycopg
+    from bench._benchdb import database_fresh
 
-    base, name = os.environ["DATABASE_URL"].rsplit("/", 1)
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    django.setup()
+    database_fresh()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     call_command("model_register_bundled", verbosity=0)
 
 

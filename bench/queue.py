@@ -32,18 +32,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mahtqa
 
 
 def _setup_db(n_studies: int, n_tasks: int, reviewers: int) -> list[str]:
-    import django
-    import psycopg
+    from bench._benchdb import database_fresh
 
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    database_fresh()
     from apps.accounts.choices import Role
     from tests.clinical.review_factories import seed_scale
     from tests.factories import UserFactory

@@ -51,18 +51,9 @@ def pct(values: list[float], p: float) -> float:
 
 
 def setup_db(n_studies: int, n_tasks: int, n_issues: int, reviewers: int) -> list[str]:
-    import django
-    import psycopg
+    from bench._benchdb import database_fresh
 
-    url = os.environ["DATABASE_URL"]
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    database_fresh()
     from apps.accounts.choices import Role
     from tests.clinical.review_factories import seed_scale
     from tests.factories import UserFactory
