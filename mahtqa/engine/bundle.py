@@ -104,31 +104,14 @@ def finalize(
         shape_high=max(6.0, 1.25 * max(cal_shape)),
     )
     manifest = {
-        "name": name,
-        "version": version,
-        "architecture": arch,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "landmarks": [
-            {"abbreviation": lm.abbreviation, "name": lm.name, "isbi_number": lm.isbi_number}
-            for lm in LANDMARKS
-        ],
-        "coordinates": "x = column, y = row, origin at the top-left corner of the top-left pixel",
-        "input": {
-            "canonical_size": [CANON_H, CANON_W],
-            "coarse_scale": COARSE_SCALE,
-            "fine_crop": FINE_CROP,
-            "letterbox": "aspect kept, centred, zero padding",
-        },
-        "fine_crop": FINE_CROP,
-        "normalisation": {"percentiles": [NORM_LOW_PCT, NORM_HIGH_PCT], "range": [0.0, 1.0]},
-        "config": {"coarse": coarse_blob["config"], "fine": fine_blob["config"]},
-        "data": {
-            "source": "ISBI 2015 cephalometric challenge, cases 001-100, resized to 640 x 800",
-            "spacing_mm": list(ISBI_SPACING_MM),
-            "truth": "mean of senior and junior annotators",
-            "n_cases": sum(len(v) for v in split.values()),
-            "device": "one device (Soredex CRANEX 3+ Ceph, per the challenge); one hospital",
-        },
+        **manifest_base(
+            name=name,
+            version=version,
+            arch=arch,
+            coarse_blob=coarse_blob,
+            fine_blob=fine_blob,
+            n_cases=sum(len(v) for v in split.values()),
+        ),
         "split": split,
         "training": {
             "seed": seed,
@@ -163,6 +146,41 @@ def finalize(
 
 CAL_AUGMENTED_COPIES = 3
 RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def manifest_base(
+    *, name: str, version: str, arch: str, coarse_blob: dict, fine_blob: dict, n_cases: int
+) -> dict:
+    """What every bundle's manifest says about itself, its input and its data (v1 and v2)."""
+    from mahtqa.engine.train import FINE_CROP
+
+    return {
+        "name": name,
+        "version": version,
+        "architecture": arch,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "landmarks": [
+            {"abbreviation": lm.abbreviation, "name": lm.name, "isbi_number": lm.isbi_number}
+            for lm in LANDMARKS
+        ],
+        "coordinates": "x = column, y = row, origin at the top-left corner of the top-left pixel",
+        "input": {
+            "canonical_size": [CANON_H, CANON_W],
+            "coarse_scale": COARSE_SCALE,
+            "fine_crop": FINE_CROP,
+            "letterbox": "aspect kept, centred, zero padding",
+        },
+        "fine_crop": FINE_CROP,
+        "normalisation": {"percentiles": [NORM_LOW_PCT, NORM_HIGH_PCT], "range": [0.0, 1.0]},
+        "config": {"coarse": coarse_blob["config"], "fine": fine_blob["config"]},
+        "data": {
+            "source": "ISBI 2015 cephalometric challenge, cases 001-100, resized to 640 x 800",
+            "spacing_mm": list(ISBI_SPACING_MM),
+            "truth": "mean of senior and junior annotators",
+            "n_cases": n_cases,
+            "device": "one device (Soredex CRANEX 3+ Ceph, per the challenge); one hospital",
+        },
+    }
 
 
 def calibration_set(predictor: LandmarkPredictor, cases, *, seed: int):

@@ -16,19 +16,17 @@ import argparse
 import json
 import platform
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, load_isbi_cases
-from mahtqa.cephalometry.landmarks import LANDMARKS
 from mahtqa.cephalometry.shape_model import ShapeModel, points_to_mm
-from mahtqa.engine.bundle import _load_stage, analyse_cases, write_bundle
+from mahtqa.engine.bundle import _load_stage, analyse_cases, manifest_base, write_bundle
 from mahtqa.engine.inference import LandmarkPredictor
 from mahtqa.engine.ood import OodReference
-from mahtqa.engine.preprocess import CANON_H, CANON_W, COARSE_SCALE, NORM_HIGH_PCT, NORM_LOW_PCT
+from mahtqa.engine.preprocess import CANON_H, CANON_W
 from mahtqa.engine.safety import deployable, nested, zero_shot
 from mahtqa.engine.signals import PairStats
 
@@ -96,27 +94,12 @@ def main(argv: list[str] | None = None) -> None:
             "spacing_mm": oof["hamedan_zero_shot"]["spacing_mm"],
             "per_fold_model": zero_shot(oof["hamedan_zero_shot"], dep),
         }
-    manifest = {
-        "name": "mahtnet",
-        "version": args.version,
-        "architecture": args.arch,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "landmarks": [{"abbreviation": lm.abbreviation, "name": lm.name,
-                       "isbi_number": lm.isbi_number} for lm in LANDMARKS],  # fmt: skip
-        "coordinates": "x = column, y = row, origin at the top-left corner of the top-left pixel",
-        "input": {"canonical_size": [CANON_H, CANON_W], "coarse_scale": COARSE_SCALE,
-                  "fine_crop": FINE_CROP, "letterbox": "aspect kept, centred, zero padding"},
-        "fine_crop": FINE_CROP,
-        "normalisation": {"percentiles": [NORM_LOW_PCT, NORM_HIGH_PCT], "range": [0.0, 1.0]},
-        "config": {"coarse": coarse_blob["config"], "fine": fine_blob["config"]},
-        "data": {
-            "source": "ISBI 2015 cephalometric challenge, cases 001-100, resized to 640 x 800",
-            "spacing_mm": list(ISBI_SPACING_MM),
-            "truth": "mean of senior and junior annotators",
-            "n_cases": len(cases),
-            "device": "one device (Soredex CRANEX 3+ Ceph, per the challenge); one hospital",
-            "never_trained_on": "hamedan-dev (second hospital): zero-shot figures only",
-        },
+    manifest = manifest_base(
+        name="mahtnet", version=args.version, arch=args.arch, coarse_blob=coarse_blob,
+        fine_blob=fine_blob, n_cases=len(cases),
+    )  # fmt: skip
+    manifest["data"]["never_trained_on"] = "hamedan-dev (second hospital): zero-shot figures only"
+    manifest |= {
         "split": {"train": [c.case_id for c in cases], "calibration": [], "test": []},
         "crossval": {"folds": oof["folds"], "recipe": oof["recipe"]},
         "training": {"steps": oof["recipe"]["steps"], "python": sys.version.split()[0],
