@@ -3,6 +3,8 @@ card, accept & next, escalation audience, image renditions, reason labels."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -32,6 +34,7 @@ from apps.core.errors import Conflict, Forbidden, InvalidInput
 from mahtqa.imaging.identity import patient_card_read
 from mahtqa.imaging.write import write_cr
 from tests.clinical.review_factories import make_case
+from tests.helpers import outbox_run
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +90,7 @@ def test_the_page_refuses_an_unconfirmed_urgent_accept_and_keeps_the_case(radiol
     user = radiologist_client.user
     task = _claimed(user, priority=Priority.URGENT)
     url = reverse("clinical:decide", kwargs={"public_id": task.study.public_id})
-    body = {"action": "accept", "landmarks": __import__("json").dumps(task.prediction.landmarks)}
+    body = {"action": "accept", "landmarks": json.dumps(task.prediction.landmarks)}
     r = radiologist_client.post(url, body)
     assert r.status_code == 302
     assert r["Location"] == reverse("clinical:review", kwargs={"public_id": task.study.public_id})
@@ -104,8 +107,6 @@ def test_the_page_refuses_an_unconfirmed_urgent_accept_and_keeps_the_case(radiol
 
 
 def test_every_decision_opens_the_next_case_of_the_same_queue(radiologist_client):
-    import json
-
     user = radiologist_client.user
     first = _claimed(user)
     second = make_case()
@@ -244,6 +245,9 @@ def test_escalation_names_who_is_notified(radiologist_client, make_user):
     page = radiologist_client.get(r["Location"]).content.decode()
     assert "Notifying 1 by e-mail (dr-senior)." in page
     assert "senior@hospital.example" not in page
+    outbox_run()  # the notification itself: the timeline says what was done
+    told = CaseEvent.objects.get(study=task.study, kind=CaseEventKind.NOTIFIED)
+    assert told.message == "Notified 1 by e-mail (dr-senior)."
 
 
 # --- image renditions ------------------------------------------------------------------------

@@ -57,8 +57,9 @@ class Audience:
     def nobody(self) -> bool:
         return not self.emails and not self.webhook
 
-    def summary(self) -> str:
-        """One sentence for the reviewer's screen and the case timeline (no addresses)."""
+    def summary(self, *, done: bool = False) -> str:
+        """One sentence for the reviewer's screen (``done``: for the case timeline, once
+        sent); never an address."""
         label = EscalationLevel(self.level).label.lower()
         if self.nobody:
             return (
@@ -74,11 +75,12 @@ class Audience:
             parts.append(f"{len(self.emails)} by e-mail ({who})")
         if self.webhook:
             parts.append("the webhook")
-        return "Notifying " + " and ".join(parts) + "."
+        return ("Notified " if done else "Notifying ") + " and ".join(parts) + "."
 
 
-def escalation_audience(*, level: str) -> Audience:
-    targets = notifications_current()
+def escalation_audience(*, level: str, targets: dict | None = None) -> Audience:
+    """Who an escalation to ``level`` reaches (``targets``: the policy's, if already read)."""
+    targets = notifications_current() if targets is None else targets
     users = list(
         get_user_model()
         .objects.filter(is_active=True, groups__name=level)
@@ -215,7 +217,7 @@ def review_task_notify(*, task_id: int) -> int:
 def _notify(task: ReviewTask) -> int:
     task_id = task.pk
     targets = notifications_current()
-    audience = escalation_audience(level=task.level)
+    audience = escalation_audience(level=task.level, targets=targets)
     recipients = list(audience.emails)
     path = reverse("clinical:review", kwargs={"public_id": task.study.public_id})
     base = getattr(settings, "MAHTQA_BASE_URL", "").rstrip("/")
@@ -248,6 +250,6 @@ def _notify(task: ReviewTask) -> int:
             logger.warning("escalation webhook failed for task id=%s", task_id)
     CaseEvent.objects.create(
         study_id=task.study_id, kind=CaseEventKind.NOTIFIED, level=task.level,
-        message=audience.summary().replace("Notifying", "Notified", 1),
+        message=audience.summary(done=True),
     )  # fmt: skip
     return len(recipients)
