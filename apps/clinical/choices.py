@@ -101,3 +101,8 @@ def reason_label(code: str) -> str:
     if code.startswith("range_"):
         return f"{code[len('range_') :]} out of range"
     return code.replace("_", " ")
+
+
+def reason_chip(reason: dict) -> str:
+    """A routing reason as a reviewer reads it: its label, and its landmark if it has one."""
+    return f"{reason_label(reason.get('code', ''))} {reason.get('landmark') or ''}".strip()

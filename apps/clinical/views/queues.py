@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.clinical.choices import reason_label
+from apps.clinical.choices import reason_chip
 from apps.clinical.models import ReviewTask
 from apps.clinical.review_selectors import (
     AGES,
@@ -58,7 +58,7 @@ def _queue(request: HttpRequest, scope: str) -> HttpResponse:
         task.waiting = timesince(task.created_at, now, depth=1)
         task.chips = [
             (
-                f"{reason_label(r.get('code', ''))} {r.get('landmark') or ''}".strip(),
+                reason_chip(r),
                 f"{r.get('code', '')}: {r.get('message', '')}",
                 r.get("severity", "info"),
             )

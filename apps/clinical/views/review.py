@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.clinical.choices import AuditAction, TaskStatus, reason_label
+from apps.clinical.choices import AuditAction, TaskStatus, reason_chip, reason_label
 from apps.clinical.models import ReviewTask, Study
 from apps.clinical.review_selectors import case_timeline
 from apps.clinical.selectors import (
@@ -73,16 +73,9 @@ def _findings_by_landmark(findings: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def _why_here(reasons: list[dict], findings: list[dict]) -> list[dict]:
-    """The routing reasons as labelled chips; findings are listed once, under Findings."""
-    finding_codes = {f["code"] for f in findings}
-    chips = []
-    for r in reasons:
-        label = reason_label(r.get("code", ""))
-        if r.get("landmark"):
-            label += f" {r['landmark']}"
-        chips.append({**r, "label": label, "is_finding": r.get("code") in finding_codes})
-    return chips
+def _why_here(reasons: list[dict]) -> list[dict]:
+    """The routing reasons as labelled chips; findings' sentences stay under Findings."""
+    return [{**r, "label": reason_chip(r)} for r in reasons]
 
 
 @require_GET
@@ -130,7 +123,7 @@ def review(request: HttpRequest, public_id) -> HttpResponse:
         "measurements": prediction.measurements if prediction else {},
         "findings": findings,
         "findings_by_landmark": _findings_by_landmark(findings),
-        "why_here": _why_here(task.reasons if task else [], findings),
+        "why_here": _why_here(task.reasons if task else []),
         "patient": card,
         "confirm_reasons": confirmation_reasons(task=task) if can_work else [],
         "can_take_over": (
