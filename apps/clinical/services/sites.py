@@ -16,6 +16,7 @@ from apps.clinical.choices import AuditAction
 from apps.clinical.models import Site
 from apps.clinical.services.audit import audit_record
 from apps.core.errors import Conflict
+from mahtqa.cephalometry.metrics import radial_errors_mm
 from mahtqa.imaging.site import SiteFields, site_key
 
 UNSAFE_MM = 4.0
@@ -89,14 +90,11 @@ def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bo
         if pred.case_risk is None or spacing is None or pred.model_version.sha256 != model_sha256:
             skipped += 1
             continue
-        final = {lm["abbreviation"]: lm for lm in review.landmarks_after}
-        worst = max(
-            math.hypot((lm["x"] - final[lm["abbreviation"]]["x"]) * spacing[1],
-                       (lm["y"] - final[lm["abbreviation"]]["y"]) * spacing[0])
-            for lm in review.landmarks_before
-        )  # fmt: skip
+        final = {lm["abbreviation"]: (lm["x"], lm["y"]) for lm in review.landmarks_after}
+        ai = [(lm["x"], lm["y"]) for lm in review.landmarks_before]
+        truth = [final[lm["abbreviation"]] for lm in review.landmarks_before]
         scores.append(float(pred.case_risk))
-        unsafe.append(worst > UNSAFE_MM)
+        unsafe.append(bool(radial_errors_mm(ai, truth, spacing).max() > UNSAFE_MM))
     return scores, unsafe, skipped
 
 
