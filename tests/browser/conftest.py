@@ -61,3 +61,16 @@ def login(page, base_url: str, username: str, password: str, next_path: str = "/
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state()
+
+
+def drag_landmark(page, abbr: str, dx: float, dy: float) -> None:
+    """Drag a landmark's marker by (dx, dy) screen pixels, in two legs as a hand would,
+    and wait for the server's recomputation."""
+    box = page.locator(f"g.lm[data-abbr={abbr}] circle.ring").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + dx / 2, cy + dy / 2, steps=5)
+    page.mouse.move(cx + dx, cy + dy, steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#analysis[data-recomputed='1']")

@@ -15,7 +15,7 @@ from apps.clinical.models import ReviewTask
 from apps.clinical.services.escalation import review_task_escalate_overdue
 from apps.clinical.services.intake import study_receive
 from mahtqa.engine.phantoms import phantom_dicom
-from tests.browser.conftest import login
+from tests.browser.conftest import drag_landmark, login
 from tests.clinical.review_factories import NAMES, make_case
 from tests.factories import PASSWORD
 
@@ -56,14 +56,7 @@ def test_radiologist_drags_a_landmark_accepts_and_the_api_sees_it(
     assert page.locator("g.lm[data-abbr=S] circle.ring").get_attribute("fill") == "#16a34a"
     page.screenshot(path=str(artifacts_dir / "review-screen.png"), full_page=True)
 
-    box = page.locator("g.lm[data-abbr=A] circle.ring").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx, cy)
-    page.mouse.down()
-    page.mouse.move(cx + 20, cy + 15, steps=5)
-    page.mouse.move(cx + 40, cy + 30, steps=5)
-    page.mouse.up()
-    page.wait_for_selector("#analysis[data-recomputed='1']")
+    drag_landmark(page, "A", 40, 30)
     assert "Correct, accept & next" in page.inner_text("#btn-accept")
     x_after_drag = float(page.inner_text("tr[data-abbr=A] .xy").split(",")[0])
     assert x_after_drag > before["A"]["x"] + 5

@@ -12,7 +12,7 @@ from apps.clinical.choices import Priority, ReviewOutcome, StudyStatus
 from apps.clinical.models import Review
 from apps.clinical.services.intake import study_receive
 from mahtqa.engine.phantoms import phantom_dicom
-from tests.browser.conftest import login
+from tests.browser.conftest import drag_landmark, login
 from tests.clinical.review_factories import NAMES, make_case
 from tests.factories import PASSWORD
 
@@ -142,14 +142,7 @@ def _drag_nudge_undo(live_server, page, make_user, artifacts_dir, width):
     sna_before = page.text_content("[data-angle=SNA]")
     assert page.locator("line[data-line=sn]").count() == 1
 
-    box = page.locator("g.lm[data-abbr=A] circle.ring").bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx, cy)
-    page.mouse.down()
-    page.mouse.move(cx + 15, cy + 4, steps=4)
-    page.mouse.move(cx + 30, cy + 8, steps=4)
-    page.mouse.up()
-    page.wait_for_selector("#analysis[data-recomputed='1']")
+    drag_landmark(page, "A", 30, 8)
     dragged = _xy(page, "A")
     assert dragged[0] > ai[0] + 5
     assert page.locator("circle[data-ghost=A]").count() == 1  # the AI position stays visible
