@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from mahtqa.cephalometry.isbi import ISBI_SPACING_MM
 from mahtqa.cephalometry.landmarks import N_LANDMARKS
+from mahtqa.cephalometry.shape_model import points_to_mm
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -75,9 +77,6 @@ def case_signals(
     """(7, 7): the engine's per-landmark features, then the shape residual (mm) and the
     worst pairwise z, from the landmarks in the canonical frame (the training geometry,
     ``CANON_MM`` per pixel). crossval and the engine both call this: one definition."""
-    from mahtqa.cephalometry.isbi import ISBI_SPACING_MM
-    from mahtqa.cephalometry.shape_model import points_to_mm
-
     mm = points_to_mm(canonical_points, ISBI_SPACING_MM)
     return np.column_stack([features, landmark_residuals(mm, mean_shape), pairs.pair_z(mm)])
 

@@ -187,3 +187,19 @@ def test_the_cli_lists_sites_and_accepts_as_an_admin(make_user, admin_user):
     assert result["release_rate"] == 1.0  # no unsafe case among 30: every one released
     assert result["unsafe_rate_upper"] == pytest.approx(1 - 0.05 ** (1 / 30), abs=1e-4)
     assert Site.objects.get(key="site-cli0").policy["accepted_by"] == admin_user.username
+
+
+def test_site_actions_refuse_unknown_sites_actions_and_missing_proposals(admin_client_):
+    from django.urls import reverse
+
+    Site.objects.create(key="site-page", device="X")
+    url = lambda key, action: reverse("clinical:site_action", kwargs={"key": key, "action": action})  # noqa: E731
+    assert admin_client_.post(url("site-nope", "accept")).status_code == 404
+    assert admin_client_.post(url("site-page", "explode")).status_code == 404
+    r = admin_client_.post(url("site-page", "accept"))  # nothing proposed: said, nothing stored
+    assert r.status_code == 302
+    assert "has no calibration proposal" in admin_client_.get(r["Location"]).content.decode()
+    assert Site.objects.get(key="site-page").policy is None
+    r = admin_client_.post(url("site-page", "calibrate"))  # no active model / too few cases
+    assert r.status_code == 302
+    assert Site.objects.get(key="site-page").proposal is None
