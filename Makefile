@@ -31,6 +31,7 @@ demo: install
 		python manage.py seed_demo_studies; fi
 	@if python manage.py help seed_demo_issues >/dev/null 2>&1; then \
 		python manage.py seed_demo_issues; fi
+	python manage.py seed_demo_datasets
 	@echo "== MAHT-QA on http://127.0.0.1:8000/  (API docs /api/docs/, health /readyz)"
 	@echo "== web + Celery worker (all queues) + beat; Ctrl-C stops all =="
 	honcho -f Procfile.demo start

@@ -23,11 +23,13 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("models/", include("apps.models.urls")),
     path("issues/", include("apps.issues.urls")),
+    path("datasets/", include("apps.datasets.urls")),
     path("clinical/", include("apps.clinical.urls")),
     path("", include("apps.monitoring.urls")),
     path("api/v1/", include("apps.accounts.api_urls")),
     path("api/v1/", include("apps.clinical.api_urls")),
     path("api/v1/", include("apps.issues.api_urls")),
+    path("api/v1/", include("apps.datasets.api_urls")),
     path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     path("api/docs/", api_docs, name="api-docs"),
 ]

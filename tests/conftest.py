@@ -19,7 +19,7 @@ Users and clients
 
 Real Celery worker: ``celery_worker_process``
     A worker subprocess per test module (``celery -A mahtqa worker -Q
-    inference,default -c 1 --pool prefork``) with the test settings, talking to
+    inference,default,checks -c 1 --pool prefork``) with the test settings, talking to
     the test Redis DB 15 and to the *pytest-django test database*. Because the
     worker is another process, it only sees committed rows: a test using it
     must use ``transactional_db`` (or ``live_server``). Mark such tests
@@ -217,7 +217,7 @@ class WorkerProcess:
 
 
 def worker_start(
-    *, env: dict[str, str], log_path: Path, queues: str = "inference,default"
+    *, env: dict[str, str], log_path: Path, queues: str = "inference,default,checks"
 ) -> tuple[subprocess.Popen, str]:
     hostname = f"pytest-{uuid.uuid4().hex[:8]}@%h"
     cmd = [

@@ -73,6 +73,9 @@ class AuditAction(models.TextChoices):
     SITE_ACCEPT = "site_accept", "Accepted a site calibration"
     SITE_REJECT = "site_reject", "Rejected a site calibration"
     THRESHOLDS_CHANGE = "thresholds_change", "Changed thresholds"
+    DATASET_REGISTER = "dataset_register", "Registered a dataset version"
+    DATASET_SUSPECT_DECIDE = "dataset_suspect_decide", "Decided a suspect annotation"
+    DATASET_CORRECT = "dataset_correct", "Derived a corrected dataset version"
 
 
 # What a reviewer reads for each routing reason / finding code (the code stays on hover).

@@ -22,6 +22,7 @@ NAV_ITEMS: list[tuple[str, str, Perm]] = [
     ("My cases", "clinical:my_cases", "accounts.review_study"),
     ("Studies", "clinical:study_list", ("accounts.view_phi", "accounts.view_deidentified")),
     ("Issues", "issues:list", ("accounts.report_issue", "accounts.triage_issue")),
+    ("Datasets", "datasets:list", ("accounts.register_model", "accounts.manage_models")),
     ("Models", "models:list", ("accounts.register_model", "accounts.manage_models")),
     ("Thresholds", "clinical:thresholds", "accounts.manage_thresholds"),
     ("Audit log", "clinical:audit", "accounts.view_audit"),

@@ -15,6 +15,7 @@ class IssueReportForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}), required=False, help_text="One step per line."
     )
     dataset_name = forms.CharField(max_length=200, required=False)
+    dataset_version = forms.IntegerField(required=False, help_text="Dataset version id, if any.")
     study = forms.UUIDField(required=False, help_text="The study's public id, if any.")
     model_version = forms.IntegerField(required=False, help_text="Model version id, if any.")
 

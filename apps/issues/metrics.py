@@ -30,7 +30,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from apps.issues.charts import bar_chart, grouped_bar_chart
+from apps.core.charts import bar_chart, grouped_bar_chart
 from apps.issues.choices import ACTIVE_STATUSES, DONE_STATUSES, Category
 from apps.issues.models import Issue
 from apps.monitoring.selectors import readiness_uptime

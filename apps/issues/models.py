@@ -68,11 +68,19 @@ class Issue(models.Model):
     )
     fingerprint = models.CharField(max_length=64, db_index=True)
     exception_type = models.CharField(max_length=200, blank=True)
-    # Links (all optional). Datasets have no registry yet: a name.
+    # Links (all optional). ``dataset_name`` stays for reports that name a dataset
+    # the registry does not hold; ``dataset_version`` is a registered version.
     study = models.ForeignKey(
         "clinical.Study", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     dataset_name = models.CharField(max_length=200, blank=True)
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     model_version = models.ForeignKey(
         "models.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -16,6 +16,7 @@ from apps.clinical.selectors import study_get
 from apps.core.errors import DomainError, InvalidInput
 from apps.core.htmx import htmx_partial, is_htmx_partial
 from apps.core.permissions import perm_required
+from apps.datasets.selectors import dataset_version_get
 from apps.issues import metrics
 from apps.issues.choices import Category, Severity, Source, Status
 from apps.issues.forms import IssueReportForm, IssueSettingsForm
@@ -227,7 +228,9 @@ def occurrence_split_view(request: HttpRequest, pk: int) -> HttpResponse:
 def issue_create_view(request: HttpRequest) -> HttpResponse:
     # "Start an issue about this study" links here with ?study=<public id>.
     initial = {
-        k: request.GET[k] for k in ("study", "model_version", "dataset_name") if k in request.GET
+        k: request.GET[k]
+        for k in ("study", "model_version", "dataset_name", "dataset_version")
+        if k in request.GET
     }
     form = IssueReportForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -236,16 +239,21 @@ def issue_create_view(request: HttpRequest) -> HttpResponse:
         model_version = (
             model_version_find(ref=str(data["model_version"])) if data["model_version"] else None
         )
+        dataset_version = (
+            dataset_version_get(pk=data["dataset_version"]) if data["dataset_version"] else None
+        )
         if data["study"] and study is None:
             form.add_error("study", "No study with that id.")
+        elif data["dataset_version"] and dataset_version is None:
+            form.add_error("dataset_version", "No such dataset version.")
         elif data["model_version"] and model_version is None:
             form.add_error("model_version", "No such model version.")
         else:
             issue, created = issue_report(
                 title=data["title"], category=data["category"], severity=data["severity"],
                 description=data["description"], reproduction_steps=form.steps(),
-                dataset_name=data["dataset_name"], study=study, model_version=model_version,
-                reporter=request.user, source=Source.WEB,
+                dataset_name=data["dataset_name"], dataset_version=dataset_version, study=study,
+                model_version=model_version, reporter=request.user, source=Source.WEB,
             )  # fmt: skip
             if created:
                 messages.success(request, f"Issue #{issue.pk} reported.")

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.clinical",
     "apps.issues",
     "apps.outbox",
+    "apps.datasets",
 ]
 
 MIDDLEWARE = [
@@ -156,6 +157,27 @@ MAHTQA_WORKER_HEARTBEAT_S = env.float("MAHTQA_WORKER_HEARTBEAT_S", default=2.0)
 MAHTQA_WORKER_DEAD_S = env.float("MAHTQA_WORKER_DEAD_S", default=15.0)
 DICOM_MAX_ROWS = env.int("DICOM_MAX_ROWS", default=8192)
 DICOM_MAX_COLS = env.int("DICOM_MAX_COLS", default=8192)
+# --- Datasets ---------------------------------------------------------------
+# Folders engineers may register datasets from (colon-separated); nothing outside
+# them is read. Uploaded zips are extracted under MAHTQA_DATASET_STORE.
+MAHTQA_DATASET_STORE = Path(env.str("MAHTQA_DATASET_STORE", default=str(VAR_DIR / "datasets")))
+MAHTQA_DATASET_ROOTS = [
+    Path(p)
+    for p in env.str("MAHTQA_DATASET_ROOTS", default=str(MAHTQA_DATASET_STORE)).split(":")
+    if p
+]
+MAHTQA_DATASET_MAX_FILES = env.int("MAHTQA_DATASET_MAX_FILES", default=200_000)
+MAHTQA_DATASET_ZIP_MAX_BYTES = env.int("MAHTQA_DATASET_ZIP_MAX_BYTES", default=2 * 1024**3)
+MAHTQA_DATASET_ZIP_MAX_ENTRIES = env.int("MAHTQA_DATASET_ZIP_MAX_ENTRIES", default=50_000)
+MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED = env.int(
+    "MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED", default=8 * 1024**3
+)
+# Threads checking images within one step (decode and OpenCV release the GIL).
+MAHTQA_DATASET_WORKERS = env.int("MAHTQA_DATASET_WORKERS", default=1)
+MAHTQA_DATASET_CHUNK = env.int("MAHTQA_DATASET_CHUNK", default=200)  # images per validation step
+# A running validation whose heartbeat is older than this is picked up again (beat).
+MAHTQA_DATASET_LEASE_S = env.int("MAHTQA_DATASET_LEASE_S", default=120)
+
 MAHTQA_DEVICE = env.str("MAHTQA_DEVICE", default="cpu")
 MAHTQA_NUM_THREADS = env.int("MAHTQA_NUM_THREADS", default=0) or None
 # Review: a claim with no activity for this long returns to the queue (beat).
@@ -278,16 +300,22 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (
     Queue("inference", Exchange("inference"), routing_key="inference"),
     Queue("default", Exchange("default"), routing_key="default"),
+    Queue("checks", Exchange("checks"), routing_key="checks"),
 )
 # Routes by task-name prefix (glob). Model inference goes to "inference"
 # (GPU workers); everything else to "default".
 CELERY_TASK_ROUTES = {
     "apps.clinical.tasks.study_infer*": {"queue": "inference", "routing_key": "inference"},
     "apps.models.tasks.inference_*": {"queue": "inference", "routing_key": "inference"},
+    "apps.datasets.tasks.*": {"queue": "checks", "routing_key": "checks"},
     "*": {"queue": "default", "routing_key": "default"},
 }
 # Periodic work; apps add their own entries (clinical: escalation, re-enqueue).
 CELERY_BEAT_SCHEDULE = {
+    "datasets-requeue-stale": {
+        "task": "apps.datasets.tasks.validation_run_requeue_stale_task",
+        "schedule": env.float("MAHTQA_DATASET_REQUEUE_SECONDS", default=60.0),
+    },
     "clinical-requeue-stuck": {
         "task": "apps.clinical.tasks.study_requeue_stuck_task",
         "schedule": env.float("MAHTQA_REQUEUE_EVERY_SECONDS", default=5.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
@@ -43,3 +45,8 @@ STORAGES = {
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# The demo registers the shared data sets (../shared/data) when they are present.
+_SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+if not env.str("MAHTQA_DATASET_ROOTS", default="") and _SHARED_DATA.is_dir():
+    MAHTQA_DATASET_ROOTS = [*MAHTQA_DATASET_ROOTS, _SHARED_DATA]  # noqa: F405

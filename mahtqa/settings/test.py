@@ -41,3 +41,8 @@ STORAGES = {
 STATIC_ROOT = _TEST_VAR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
+
+# Datasets: the store under the test var dir; tests set MAHTQA_DATASET_ROOTS to their
+# own tmp folders (plus the shared data, read-only) with override_settings.
+MAHTQA_DATASET_STORE = _TEST_VAR / "datasets"
+MAHTQA_DATASET_ROOTS = [MAHTQA_DATASET_STORE]

@@ -73,6 +73,7 @@ def issue_report(
     reproduction_steps: Iterable[str] = (),
     study: Any = None,
     dataset_name: str = "",
+    dataset_version: Any = None,
     model_version: Any = None,
     fingerprint: str = "",
     phi_values: Iterable[str] = (),
@@ -119,7 +120,8 @@ def issue_report(
         "title": title, "description": scrub.text(description),
         "category": category, "severity": severity, "source": source,
         "exception_type": exception_type, "study": study,
-        "dataset_name": scrub.text(dataset_name)[:200],
+        "dataset_name": scrub.text(dataset_name or str(dataset_version or ""))[:200],
+        "dataset_version": dataset_version,
         "model_version": model_version, "context": issue_context or {},
     }  # fmt: skip
 
@@ -213,11 +215,12 @@ def issue_report_task_failure(
 def issue_report_check_failure(
     *, app: str, check: str, error: str, severity: str = Severity.HIGH,
     category: str = Category.DEPLOYMENT, details: Mapping[str, Any] | None = None,
+    description: str = "", dataset_version: Any = None,
 ) -> Issue:  # fmt: skip
     """A failed check of another app (readiness, dataset integrity...) files or folds."""
     issue, _ = issue_report(
-        title=f"Check {app}.{check} failed: {error}",
-        category=category, severity=severity, source=Source.CHECK,
+        title=f"Check {app}.{check} failed: {error}", description=description,
+        category=category, severity=severity, source=Source.CHECK, dataset_version=dataset_version,
         exception_type=f"check.{app}.{check}", message=error,
         fingerprint=f"check|{app}|{check}|{error}",
         data_state={"app": app, "check": check, "error": error, **dict(details or {})},

@@ -1,6 +1,6 @@
 """The server-drawn SVG charts escape every dynamic part."""
 
-from apps.issues.charts import bar_chart, grouped_bar_chart
+from apps.core.charts import bar_chart, grouped_bar_chart
 
 XSS = "<script>alert(1)</script>"
 

@@ -83,3 +83,42 @@ def grouped_bar_chart(
             )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308
+
+
+def histogram_chart(
+    counts: list[int], *, edges: list[float], unit: str = "", title: str = "",
+    threshold: float | None = None, width: int = 360, height: int = 120,
+) -> SafeString:  # fmt: skip
+    """Vertical bars of a histogram (``len(edges) == len(counts) + 1``), with an optional
+    dashed threshold line."""
+    top = max(counts, default=0) or 1
+    n = max(len(counts), 1)
+    plot_h, base = height - 28, height - 16
+    bar = (width - 20) / n
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    ]
+    for i, c in enumerate(counts):
+        h = c / top * plot_h
+        x = 10 + i * bar
+        label = f"{_fmt(edges[i], '')}-{_fmt(edges[i + 1], unit)}: {c}"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{max(bar - 1, 1):.1f}" height="{h:.1f}" '
+            f'fill="{COLORS[0]}"><title>{escape(label)}</title></rect>'
+        )
+    if threshold is not None and edges and edges[-1] > edges[0]:
+        x = 10 + (threshold - edges[0]) / (edges[-1] - edges[0]) * (width - 20)
+        tip = escape(_fmt(threshold, unit))
+        parts.append(
+            f'<line x1="{x:.1f}" y1="6" x2="{x:.1f}" y2="{base}" stroke="#c0392b" '
+            f'stroke-dasharray="4 3"><title>threshold {tip}</title></line>'
+        )
+    if edges:
+        parts.append(
+            f'<text x="10" y="{height - 2}" font-size="11">{escape(_fmt(edges[0], unit))}</text>'
+            f'<text x="{width - 10}" y="{height - 2}" font-size="11" text-anchor="end">'
+            f"{escape(_fmt(edges[-1], unit))}</text>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every dynamic part is escaped above
