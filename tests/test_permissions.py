@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from django.conf import settings
@@ -45,6 +46,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.clinical.choices import StudyStatus
 from apps.clinical.models import ReviewTask, Study
+from apps.datasets.models import DatasetVersion, ProfileRun, SuspectAnnotation, ValidationRun
 from apps.issues.models import Issue, Occurrence
 from apps.models.models import ModelVersion
 from mahtqa.imaging.write import write_cr
@@ -140,6 +142,43 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "issues-api:list":       {"GET":  (401,     403,    403,    200,    200,    403,    403),
                               "POST": (401,     201,    201,    201,    201,    201,    201)},
     "issues-api:detail":     {"GET":  (401,     403,    403,    200,    200,    403,    403)},
+    "datasets:list":         {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:register":     {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    "datasets:version":      {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:validate":     {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    "datasets:profile_start":{"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    "datasets:image":        {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:image_file":   {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:suspects":     {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:suspects_find":{"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    "datasets:suspect_decide":{"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:correct":      {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    "datasets:annotations_zip":{"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:run":          {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:run_export":   {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets:profile":      {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "datasets-api:list":     {"GET":  (401,     403,    403,    200,    200,    403,    403),
+                              "POST": (401,     403,    403,    201,    201,    403,    403)},
+    "datasets-api:version":  {"GET":  (401,     403,    403,    200,    200,    403,    403)},
+    "datasets-api:validate": {"GET":  (401,     403,    403,    405,    405,    403,    403),
+                              "POST": (401,     403,    403,    202,    202,    403,    403)},
+    "datasets-api:profile_start":{"GET":  (401,     403,    403,    405,    405,    403,    403),
+                              "POST": (401,     403,    403,    202,    202,    403,    403)},
+    "datasets-api:suspects": {"GET":  (401,     403,    403,    200,    200,    403,    403),
+                              "POST": (401,     403,    403,    200,    200,    403,    403)},
+    "datasets-api:suspect_decide":{"GET":  (401,     403,    403,    405,    405,    403,    403),
+                              "POST": (401,     403,    403,    200,    200,    403,    403)},
+    "datasets-api:correct":  {"GET":  (401,     403,    403,    405,    405,    403,    403),
+                              "POST": (401,     403,    403,    409,    409,    403,    403)},
+    "datasets-api:run":      {"GET":  (401,     403,    403,    200,    200,    403,    403)},
+    "datasets-api:findings": {"GET":  (401,     403,    403,    200,    200,    403,    403)},
+    "datasets-api:profile":  {"GET":  (401,     403,    403,    200,    200,    403,    403)},
     "api-schema":            {"GET":  (401,     200,    200,    200,    200,    200,    200)},
     "api-docs":              {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
 }
@@ -148,6 +187,27 @@ EXPECTED: dict[str, dict[str, tuple]] = {
 # URL name -> the world's object whose id (int converters) or public id (uuid) fills the path.
 PATH_OBJECT = {
     "models:activate": "inactive_model",
+    **dict.fromkeys(
+        (
+            "datasets:version",
+            "datasets:validate",
+            "datasets:profile_start",
+            "datasets:suspects",
+            "datasets:suspects_find",
+            "datasets:correct",
+            "datasets:annotations_zip",
+            "datasets-api:version",
+            "datasets-api:validate",
+            "datasets-api:profile_start",
+            "datasets-api:suspects",
+            "datasets-api:correct",
+        ),
+        "dataset_version",
+    ),
+    **dict.fromkeys(
+        ("datasets:run", "datasets-api:run", "datasets-api:findings"), "validation_run"
+    ),
+    **dict.fromkeys(("datasets:profile", "datasets-api:profile"), "profile_run"),
     "issues:detail": "issue",
     "issues:triage": "issue",
     "issues:comment": "issue",
@@ -232,6 +292,10 @@ class World:
     occurrence: Occurrence
     active_model: ModelVersion
     inactive_model: ModelVersion
+    dataset_version: DatasetVersion
+    validation_run: ValidationRun
+    suspect: SuspectAnnotation
+    profile_run: ProfileRun
 
 
 def world_build(root: Path) -> World:
@@ -266,11 +330,46 @@ def world_build(root: Path) -> World:
         occurrences=2,
     )  # fmt: skip
     other = IssueFactory(title="Loader is slow", severity="low")
+    version, run, suspect, profile = _datasets_build(root / "datasets")
     return World(
         users=users, keys={"api_a": api_a.raw_key, "api_b": api_b.raw_key}, study=study,
         task=task, issue=issue, other_issue=other, occurrence=issue.occurrences.first(),
-        active_model=active, inactive_model=inactive,
+        active_model=active, inactive_model=inactive, dataset_version=version,
+        validation_run=run, suspect=suspect, profile_run=profile,
     )  # fmt: skip
+
+
+def _datasets_build(root: Path):
+    """A three-image ISBI-layout version (synthetic images), validated, with one suspect
+    annotation and one (failed) profile, and an out-of-fold file beside it."""
+    from apps.datasets.services import dataset_register_folder, validation_run_execute
+    from apps.datasets.services import validation_run_start
+
+    rng = np.random.default_rng(3)
+    points = np.array([[300, 200], [500, 190], [480, 380], [470, 520], [480, 600], [450, 680],
+                       [470, 660]], float)  # fmt: skip
+    for sub in ("images", "annotations/a", "annotations/b"):
+        (root / "door" / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(1, 4):
+        cv2.imwrite(
+            str(root / "door" / "images" / f"00{i}.png"),
+            (rng.random((800, 640)) * 255).astype(np.uint8),
+        )
+        for a, dx in (("a", 0.0), ("b", 3.0)):
+            text = "\n".join(f"{x + dx},{y}" for x, y in points) + "\n"
+            (root / "door" / "annotations" / a / f"00{i}.txt").write_text(text)
+    oof = [{"case_id": f"00{i}", "points": points.tolist()} for i in range(1, 4)]
+    (root / "oof.json").write_text(json.dumps({"cases": oof}))
+    version = dataset_register_folder(path="door", name="Door", spacing="0.3,0.3")
+    run = validation_run_execute(run_id=validation_run_start(version=version).pk)
+    image = version.images.get(key="001")
+    suspect = SuspectAnnotation.objects.create(
+        version=version, image=image, annotator="b", landmark="S", source="door", evidence=1.0,
+        distances={"self_model": 3, "self_other": 3, "model_other": 0, "other": "a"},
+        points={"self": [303, 200], "other": [300, 200], "model": [300, 200]},
+    )  # fmt: skip
+    profile = ProfileRun.objects.create(version=version, status="failed", error="door")
+    return version, run, suspect, profile
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +381,7 @@ def _module_world(django_db_setup, django_db_blocker, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("doors")
     files = override_settings(
+        MAHTQA_DATASET_ROOTS=[root / "datasets"], MAHTQA_DATASET_STORE=root / "store",
         MEDIA_ROOT=root / "media", PHI_ROOT=root / "phi", MAHTQA_MODEL_DIR=root / "models",
         STORAGES={
             **settings.STORAGES,
@@ -351,6 +451,12 @@ POST_BODY: dict[str, Callable[[World, str], Any]] = {
     "clinical-api:study-list": lambda w, r: ("dicom", cr_bytes(seed=ROLES.index(r))),
     "issues-api:list": lambda w, r: ("json", {"title": "Reported through the API",
                                               "category": "data", "severity": "medium"}),
+    "datasets:register": lambda w, r: {"name": f"Door {r}", "path": "door"},
+    "datasets:suspects_find": lambda w, r: {"oof": "oof.json"},
+    "datasets:suspect_decide": lambda w, r: {"decision": "dismissed"},
+    "datasets-api:list": lambda w, r: ("json", {"name": f"Door api {r}", "path": "door"}),
+    "datasets-api:suspects": lambda w, r: ("json", {"oof": "oof.json"}),
+    "datasets-api:suspect_decide": lambda w, r: ("json", {"decision": "dismissed"}),
 }  # fmt: skip
 
 
@@ -378,6 +484,14 @@ def url_for(world: World, name: str) -> str:
 # URLs whose parameters are not one object's id.
 PATH_KWARGS = {
     "clinical:site_action": lambda w: {"key": w.study.site.key, "action": "review-all"},
+    "datasets:image": lambda w: {"pk": w.dataset_version.pk, "key": "001"},
+    "datasets:image_file": lambda w: {"pk": w.dataset_version.pk, "key": "001"},
+    "datasets:suspect_decide": lambda w: {"pk": w.dataset_version.pk, "suspect_id": w.suspect.pk},
+    "datasets-api:suspect_decide": lambda w: {
+        "pk": w.dataset_version.pk,
+        "suspect_id": w.suspect.pk,
+    },
+    "datasets:run_export": lambda w: {"pk": w.validation_run.pk, "fmt": "csv"},
 }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.plausibility import check_plausibility
 from mahtqa.datasets.layouts import ImageRecord, Spacing
-from mahtqa.datasets.quality import image_quality
+from mahtqa.datasets.quality import image_quality, working_copy
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 DEFAULT_CONSISTENCY_MM = 2.0
@@ -245,7 +245,8 @@ def check_image(
         return result
     result.readable = True
     result.height, result.width = (int(v) for v in gray.shape[:2])
-    report = image_quality(gray)
+    work = working_copy(gray)
+    report = image_quality(gray, work=work)
     result.quality_score = float(report.score)
     result.metrics = {k: round(float(v), 4) for k, v in report.metrics.items()}
     for issue in report.issues:
@@ -255,7 +256,7 @@ def check_image(
             else {}
         )
         _finding(result, issue.code, issue.severity, issue.message, details=details)
-    result.dhash = dhash(gray)
+    result.dhash = dhash(work)
     usable = [
         a for a, pts in sorted(record.annotations.items()) if _check_points(result, a, pts, record)
     ]

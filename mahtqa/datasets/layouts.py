@@ -79,12 +79,12 @@ def _rel(path: Path, root: Path) -> str:
 
 def detect_layout(root: Path) -> str:
     """The layout of a folder, from its shape; ``LayoutError`` when none fits."""
-    if (root / "images").is_dir() and (root / "annotations").is_dir():
-        return "isbi"
-    if (root / "landmarks.json").is_file():
+    if (root / "landmarks.json").is_file():  # an explicit table wins over the folder shape
         return "json"
     if (root / "landmarks.csv").is_file():
         return "csv"
+    if (root / "images").is_dir() and (root / "annotations").is_dir():
+        return "isbi"
     if any(p.suffix.lower() in DICOM_SUFFIXES for p in root.rglob("*") if p.is_file()):
         return "dicom"
     raise LayoutError(

@@ -1,10 +1,7 @@
-"""The data-loading profiler (troubleshooting guide 3.2, ``DataLoadingProfiler``).
-
-Times the engine's real training pipeline for one sample stage by stage, in-process:
-decode (``read_gray``), preprocessing (``preprocess`` + ``Frame.to_canonical``), the v2
-augmentation (``Augmenter(robust=True)``) and tensor conversion; then a real DataLoader
-per (num_workers, batch_size); and turns the figures into recommendations.
-"""
+"""The data-loading profiler (troubleshooting guide 3.2, ``DataLoadingProfiler``): times the
+engine's real training pipeline per sample, stage by stage (decode ``read_gray``, ``preprocess``
++ ``Frame.to_canonical``, the v2 ``Augmenter(robust=True)``, tensor conversion), then a real
+DataLoader per (num_workers, batch_size), and turns the figures into recommendations."""
 
 from __future__ import annotations
 
@@ -59,7 +56,7 @@ class LoaderTiming:
     batch_ms_median: float  # wait in next(iter) per batch, the first batch excluded
     batch_ms_p95: float
     first_batch_ms: float  # iter() + the first next(): includes worker start-up
-    images_per_s: float  # steady state (the batches after the first)
+    images_per_s: float  # all batches / total wall time (start-up included)
 
 
 @dataclass(frozen=True)
@@ -183,7 +180,9 @@ def time_loader(
     del iterator  # shuts the workers down
     first, waits = waits[0], waits[1:]
     median, p95 = (float(v) for v in np.percentile(waits, [50, 95]))
-    rate = batch_size * batches / max(sum(waits) / 1000.0, 1e-9)
+    # Over the whole run, start-up included: the waits after the first batch alone
+    # over-state it, as the workers fill their prefetch queue while it is awaited.
+    rate = batch_size * (batches + 1) / max((first + sum(waits)) / 1000.0, 1e-9)
     return LoaderTiming(num_workers, batch_size, median, p95, first, rate)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "QUALITY_CODES",
     "SEVERITY_WEIGHTS",
     "WORK_SIZE",
+    "working_copy",
     "QualityIssue",
     "QualityReport",
     "QualityThresholds",
@@ -41,7 +42,7 @@ QUALITY_CODES: dict[str, str] = {
     "quality_burned_in_text": "Text-like regions near the top or bottom edge (possible PHI).",
 }
 SEVERITY_WEIGHTS: dict[str, float] = {"error": 5.0, "warning": 2.5, "info": 0.0}
-WORK_SIZE = 512  # longest side of the working copy every metric is computed on
+WORK_SIZE = 400  # longest side of the working copy every metric is computed on
 
 _SECOND = np.array([1, -2, 1], np.float32)  # Immerkaer's mask is its outer product
 # Burned-in text, in working pixels (ISBI "SN030581" is 47x10 there).
@@ -91,7 +92,7 @@ class QualityThresholds:
     min_contrast: float = 0.30  # (p99 - p1) / 255
     min_brightness: float = 40.0  # mean grey level, 0-255
     max_brightness: float = 215.0
-    min_sharpness: float = 100.0  # var(Laplacian) / max(contrast, 0.05) ** 2
+    min_sharpness: float = 150.0  # var(Laplacian) / max(contrast, 0.05) ** 2
     max_noise: float = 2.5  # robust noise sigma, grey levels
     max_saturation_low: float = 0.5  # fraction at 0: generous, backgrounds are black
     max_saturation_high: float = 0.2  # fraction at 255: collimator edges, labels
@@ -110,8 +111,8 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(image)
     if image.dtype != np.uint16:
         raise TypeError(f"image must be uint8 or uint16, not {image.dtype}")
-    bits = max(8, int(image.max()).bit_length())  # 12-bit data stays bright
-    return cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=255.0 / (2**bits - 1))
+    # Full 16-bit range, so a dark image stays dark (12-bit data in uint16 reads dark too).
+    return cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=255.0 / 65535.0)
 
 
 def _percentile(cdf: np.ndarray, q: float) -> int:
@@ -210,17 +211,31 @@ def _issues(m: dict[str, float], t: QualityThresholds) -> list[QualityIssue]:
     return found
 
 
+def working_copy(gray: np.ndarray) -> np.ndarray:
+    """The copy every metric is computed on: longest side ``WORK_SIZE``, area-averaged.
+    An exact integer factor (the 800-px ISBI copies: 2) takes OpenCV's fast path."""
+    height, width = gray.shape
+    longest = max(height, width)
+    if longest <= WORK_SIZE:
+        return gray
+    factor = WORK_SIZE / longest
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
 def image_quality(
-    image: np.ndarray, *, thresholds: QualityThresholds = QualityThresholds()
+    image: np.ndarray,
+    *,
+    thresholds: QualityThresholds = QualityThresholds(),
+    work: np.ndarray | None = None,
 ) -> QualityReport:
-    """Score one 2-D uint8 (or uint16, scaled to 8 bits) radiograph."""
+    """Score one 2-D uint8 radiograph (uint16 is scaled by 255 / 65535 first). ``work``:
+    its ``working_copy`` when the caller already has it."""
     gray = _to_uint8(image)
     height, width = gray.shape
-    scale = min(1.0, WORK_SIZE / max(height, width))
-    work = gray
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        work = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    if work is None:
+        work = working_copy(gray)
+    scale = work.shape[0] / height
 
     hist = cv2.calcHist([work], [0], None, [256], [0, 256]).ravel()
     cdf = np.cumsum(hist)

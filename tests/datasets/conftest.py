@@ -23,7 +23,9 @@ ISBI_SPACING = "0.300,0.3023"
 README_MEANS = {"S": 0.86, "N": 1.42, "A": 3.37, "B": 3.03, "Pog": 0.92, "Me": 1.26, "Gn": 0.79}
 
 needs_isbi = pytest.mark.skipif(not ISBI.is_dir(), reason="../shared/data/isbi2015-subset missing")
-needs_hamedan = pytest.mark.skipif(not HAMEDAN.is_dir(), reason="../shared/data/hamedan-dev missing")
+needs_hamedan = pytest.mark.skipif(
+    not HAMEDAN.is_dir(), reason="../shared/data/hamedan-dev missing"
+)
 
 
 @pytest.fixture
@@ -45,7 +47,9 @@ def copy_isbi(dest: Path, cases: list[str]) -> None:
     for c in cases:
         shutil.copy(ISBI / "images" / f"{c}.png", dest / "images" / f"{c}.png")
         for a in ("senior", "junior"):
-            shutil.copy(ISBI / "annotations" / a / f"{c}.txt", dest / "annotations" / a / f"{c}.txt")
+            shutil.copy(
+                ISBI / "annotations" / a / f"{c}.txt", dest / "annotations" / a / f"{c}.txt"
+            )
 
 
 def defect_delete_image(dest: Path, case: str) -> None:
@@ -77,7 +81,9 @@ def defect_duplicate(dest: Path, case: str, new: str) -> None:
     """The same image under another case id (the split comes from the id)."""
     shutil.copy(dest / "images" / f"{case}.png", dest / "images" / f"{new}.png")
     for a in ("senior", "junior"):
-        shutil.copy(dest / "annotations" / a / f"{case}.txt", dest / "annotations" / a / f"{new}.txt")
+        shutil.copy(
+            dest / "annotations" / a / f"{case}.txt", dest / "annotations" / a / f"{new}.txt"
+        )
 
 
 def defect_blur(dest: Path, case: str) -> None:
@@ -104,3 +110,15 @@ def make_isbi(dataset_roots: Path) -> Callable[..., str]:
         return name
 
     return make
+
+
+@pytest.fixture
+def bundled_model(db):
+    """The v1 bundle registered (a real model; fast enough for a few images)."""
+    from apps.models.services import model_version_bundled_register
+
+    weights = (
+        Path(__file__).resolve().parents[2] / "mahtqa" / "engine" / "bundled" / "mahtnet-v1.pt"
+    )
+    mv, _, _ = model_version_bundled_register(weights_file=weights)
+    return mv
