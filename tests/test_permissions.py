@@ -342,8 +342,11 @@ def world_build(root: Path) -> World:
 def _datasets_build(root: Path):
     """A three-image ISBI-layout version (synthetic images), validated, with one suspect
     annotation and one (failed) profile, and an out-of-fold file beside it."""
-    from apps.datasets.services import dataset_register_folder, validation_run_execute
-    from apps.datasets.services import validation_run_start
+    from apps.datasets.services import (
+        dataset_register_folder,
+        validation_run_execute,
+        validation_run_start,
+    )
 
     rng = np.random.default_rng(3)
     points = np.array([[300, 200], [500, 190], [480, 380], [470, 520], [480, 600], [450, 680],

@@ -120,7 +120,8 @@ def test_the_api_registers_validates_and_reports(make_isbi, engineer):
         100.0,
     )
     findings = client.get(f"/api/v1/datasets/runs/{run_id}/findings/", {"severity": "info"}).json()
-    assert findings and {f["severity"] for f in findings} == {"info"}
+    assert findings
+    assert {f["severity"] for f in findings} == {"info"}
     bad = client.get(f"/api/v1/datasets/runs/{run_id}/findings/", {"severity": "loud"})
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid")
     bad = client.post(
@@ -172,7 +173,8 @@ def test_dataset_validate_inline_json_prints_the_report(make_isbi):
         )
     assert exit_.value.code == 1  # a critical finding
     report = json.loads(out.getvalue())
-    assert report["status"] == "done" and report["summary"]["images"] == 3
+    assert report["status"] == "done"
+    assert report["summary"]["images"] == 3
     codes = {(f["code"], f["image"]) for f in report["findings"]}
     assert ("image_truncated", "002") in codes
     assert set(report["findings"][0]) == {

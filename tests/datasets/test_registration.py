@@ -110,8 +110,12 @@ def _zip_of(folder: Path, *, prefix: str = "") -> io.BytesIO:
 
 def test_an_uploaded_zip_of_one_folder_registers(make_isbi, dataset_roots, tmp_path):
     folder = make_isbi("zipped", CASES)
-    version = dataset_register_zip(upload=_zip_of(dataset_roots / folder, prefix="zipped/"),
-                                   name="Zipped", filename="zipped.zip", spacing=ISBI_SPACING)  # fmt: skip
+    version = dataset_register_zip(
+        upload=_zip_of(dataset_roots / folder, prefix="zipped/"),
+        name="Zipped",
+        filename="zipped.zip",
+        spacing=ISBI_SPACING,
+    )
     assert (version.source_kind, version.image_count, version.layout) == ("upload", 3, "isbi")
     assert Path(version.root_path).is_relative_to(tmp_path / "store" / "uploads")
     assert version.root_label == "upload/zipped.zip"
@@ -140,9 +144,9 @@ def test_a_zip_bomb_is_refused(dataset_roots, tmp_path):
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("images/bomb.png", b"\0" * (64 * 1024 * 1024))
     buf.seek(0)
-    with override_settings(MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED=16 * 1024 * 1024):
-        with pytest.raises(PayloadTooLarge) as err:
-            dataset_register_zip(upload=buf, name="Bomb")
+    limit = override_settings(MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED=16 * 1024 * 1024)
+    with limit, pytest.raises(PayloadTooLarge) as err:
+        dataset_register_zip(upload=buf, name="Bomb")
     assert err.value.code == "zip_bomb"
     _nothing_stored(tmp_path / "store")
 
@@ -152,8 +156,10 @@ def test_too_many_entries_and_too_large_archives_are_refused(dataset_roots, tmp_
     with zipfile.ZipFile(buf, "w") as zf:
         for i in range(30):
             zf.writestr(f"images/{i:03d}.png", b"x")
-    for setting, value, code in (("MAHTQA_DATASET_ZIP_MAX_ENTRIES", 10, "zip_too_many_entries"),
-                                 ("MAHTQA_DATASET_ZIP_MAX_BYTES", 100, "zip_too_large")):  # fmt: skip
+    for setting, value, code in (
+        ("MAHTQA_DATASET_ZIP_MAX_ENTRIES", 10, "zip_too_many_entries"),
+        ("MAHTQA_DATASET_ZIP_MAX_BYTES", 100, "zip_too_large"),
+    ):
         buf.seek(0)
         with override_settings(**{setting: value}), pytest.raises(PayloadTooLarge) as err:
             dataset_register_zip(upload=buf, name="Many")
@@ -186,9 +192,19 @@ def test_a_csv_table_registers_with_splits_and_spacing(dataset_roots):
 def test_a_json_table_wins_over_the_folder_shape(dataset_roots):
     dest = dataset_roots / "json"
     copy_isbi(dest, CASES)
-    doc = {"images": [{"file": f"images/{c}.png", "split": "train", "spacing_mm": [0.3, 0.3023],
-                       "annotations": {"a": (read_seven(ISBI / "annotations" / "senior" / f"{c}.txt")).tolist()}}
-                      for c in CASES]}  # fmt: skip
+    doc = {
+        "images": [
+            {
+                "file": f"images/{c}.png",
+                "split": "train",
+                "spacing_mm": [0.3, 0.3023],
+                "annotations": {
+                    "a": (read_seven(ISBI / "annotations" / "senior" / f"{c}.txt")).tolist()
+                },
+            }
+            for c in CASES
+        ]
+    }
     (dest / "landmarks.json").write_text(json.dumps(doc))
     version = dataset_register_folder(path="json", name="Json")
     assert (version.layout, version.image_count) == ("json", 3)
@@ -224,9 +240,11 @@ def test_a_dicom_folder_is_deidentified_on_import_with_spacing_from_headers(
     assert len(stored) == 2
     for image in version.images.all():
         assert image.spacing == (0.15, 0.15)
-        assert "DOE" not in image.key and "DOE" not in image.file
+        assert "DOE" not in image.key
+        assert "DOE" not in image.file
     for p in stored:
-        assert b"DOE^JOHN" not in p.read_bytes() and b"PID-" not in p.read_bytes()
+        assert b"DOE^JOHN" not in p.read_bytes()
+        assert b"PID-" not in p.read_bytes()
 
 
 @pytest.mark.parametrize("spacing", ["abc", "0,0", "1,2,3", "9"])

@@ -86,14 +86,18 @@ def _other_split_key(case: str) -> str:
 
 def test_every_crafted_defect_is_found(make_isbi):
     dup = _other_split_key("003")
-    folder = make_isbi("crafted", CASES, [
-        partial(defect_delete_image, case="001"),
-        partial(defect_truncate, case="002"),
-        partial(defect_duplicate, case="003", new=dup),
-        partial(defect_swap_landmarks, case="004"),
-        partial(defect_outside, case="005"),
-        partial(defect_blur, case="006"),
-    ])  # fmt: skip
+    folder = make_isbi(
+        "crafted",
+        CASES,
+        [
+            partial(defect_delete_image, case="001"),
+            partial(defect_truncate, case="002"),
+            partial(defect_duplicate, case="003", new=dup),
+            partial(defect_swap_landmarks, case="004"),
+            partial(defect_outside, case="005"),
+            partial(defect_blur, case="006"),
+        ],
+    )
     version = dataset_register_folder(path=folder, name="Crafted", spacing=ISBI_SPACING)
     run = _validate(version)
     problems = {(p["code"], p["file"]) for p in version.layout_problems}
@@ -102,8 +106,11 @@ def test_every_crafted_defect_is_found(make_isbi):
     assert "split_leakage_duplicate" in _codes(run, dup)
     swapped = run.findings.filter(image__key="004", annotator="senior")
     assert "anatomy_order_a_b" in set(swapped.values_list("code", flat=True))
-    assert set(run.findings.filter(image__key="004", code="annotator_disagreement")
-               .values_list("landmark", flat=True)) >= {"A", "B"}  # fmt: skip
+    assert set(
+        run.findings.filter(image__key="004", code="annotator_disagreement").values_list(
+            "landmark", flat=True
+        )
+    ) >= {"A", "B"}
     outside = run.findings.get(image__key="005", code="annotation_outside_image")
     assert (outside.landmark, outside.annotator, outside.severity) == ("S", "junior", "error")
     assert "quality_blurry" in _codes(run, "006")
