@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,8 +37,8 @@ def roots(tmp_path):
     copy_isbi(root / "crafted", CASES)
     defect_truncate(root / "crafted", "004")
     partial(defect_shift_senior, case="002", line=1, dx=50.0)(root / "crafted")
-    rows = [{"case_id": c, "points": read_seven(ISBI / "annotations" / "junior" / f"{c}.txt").tolist()}
-            for c in CASES]  # fmt: skip
+    junior = ISBI / "annotations" / "junior"
+    rows = [{"case_id": c, "points": read_seven(junior / f"{c}.txt").tolist()} for c in CASES]
     (root / "oof.json").write_text(json.dumps({"cases": rows}))
     with override_settings(MAHTQA_DATASET_ROOTS=[root], MAHTQA_DATASET_STORE=tmp_path / "store",
                            MAHTQA_DATASET_CHUNK=2):  # fmt: skip
@@ -79,7 +80,7 @@ def test_register_validate_with_progress_and_read_the_report(live_server, page, 
 
     with page.expect_download() as download:
         page.click("text=CSV")
-    body = open(download.value.path(), encoding="utf-8").read()
+    body = Path(download.value.path()).read_text(encoding="utf-8")
     assert body.splitlines()[0] == "severity,code,image,landmark,annotator,message"
     assert "image_truncated,004" in body
 
