@@ -75,9 +75,14 @@ def profile_run_start(
 
 
 def _spec(run: ProfileRun) -> dict[str, Any]:
+    """The images to time: those the latest finished validation read (all when none)."""
     root = Path(run.version.root_path)
+    images = run.version.images.exclude(sha256="")
+    checked = run.version.validation_runs.filter(status=RunStatus.DONE).first()
+    if checked is not None:
+        images = images.filter(pk__in=checked.checks.filter(readable=True).values("image_id"))
     items = []
-    for image in run.version.images.exclude(sha256="").order_by("pk")[:MAX_IMAGES]:
+    for image in images.order_by("pk")[:MAX_IMAGES]:
         pts = next(iter(image.annotations.values()), None)
         points = [[0.0, 0.0] if p is None else p for p in pts] if pts else None
         items.append({"path": str(root / image.file), "points": points})
