@@ -184,3 +184,31 @@ def test_without_spacing_distances_are_in_pixels_and_flagged(make_isbi):
     assert run.summary["consistency"]["unit"] == "px"
     assert run.findings.filter(code="spacing_unknown").count() == 1
     assert run.findings.filter(code="annotator_disagreement").count() == 0
+
+
+def test_missing_and_empty_files_after_registration_are_critical(make_isbi, dataset_roots):
+    folder = make_isbi("vanishing", CASES[:3])
+    version = dataset_register_folder(path=folder, name="Vanishing", spacing=ISBI_SPACING)
+    (dataset_roots / folder / "images" / "001.png").unlink()
+    (dataset_roots / folder / "images" / "002.png").write_bytes(b"")
+    run = _validate(version)
+    got = {(f.image.key, f.code, f.severity) for f in run.findings.filter(severity="critical")}
+    assert got == {("001", "image_missing", "critical"), ("002", "image_zero_byte", "critical")}
+    assert run.summary["integrity_score"] == round(1 / 3, 4)
+
+
+def test_every_code_found_is_catalogued_and_documented(make_isbi):
+    from pathlib import Path
+
+    from mahtqa.datasets.codes import FINDING_CODES
+
+    dup = _other_split_key("003")
+    folder = make_isbi("catalogue", CASES, [
+        partial(defect_truncate, case="002"), partial(defect_duplicate, case="003", new=dup),
+        partial(defect_swap_landmarks, case="004"), partial(defect_outside, case="005"),
+        partial(defect_blur, case="006"),
+    ])  # fmt: skip
+    run = _validate(dataset_register_folder(path=folder, name="Catalogue", spacing=ISBI_SPACING))
+    assert _codes(run) - set(FINDING_CODES) == set()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text()
+    assert [c for c in FINDING_CODES if f"| `{c}` |" not in docs] == []
