@@ -124,3 +124,13 @@ def profile_run_latest(*, version: DatasetVersion) -> ProfileRun | None:
 
 def profile_run_get(*, pk: int) -> ProfileRun | None:
     return ProfileRun.objects.select_related("version__dataset").filter(pk=pk).first()
+
+
+def dataset_version_trained_on(*, info: object) -> DatasetVersion | None:
+    """The version an engine manifest's ``data.dataset_version`` names: the id and the
+    content hash must both match (a re-created database cannot mislink)."""
+    if not isinstance(info, dict) or not str(info.get("id", "")).isdigit():
+        return None
+    return DatasetVersion.objects.filter(
+        pk=int(info["id"]), content_hash=info.get("content_hash", "")
+    ).first()

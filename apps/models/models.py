@@ -14,6 +14,14 @@ class ModelVersion(models.Model):
     weights_path = models.CharField(max_length=500)
     sha256 = models.CharField(max_length=64)
     manifest = models.JSONField(default=dict, blank=True)
+    # The registered dataset version it was trained on (from its manifest), when known.
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

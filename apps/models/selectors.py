@@ -12,7 +12,9 @@ def model_version_active() -> ModelVersion | None:
 
 
 def model_version_list() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.select_related("registered_by", "activated_by").all()
+    return ModelVersion.objects.select_related(
+        "registered_by", "activated_by", "dataset_version__dataset"
+    ).all()
 
 
 def model_version_previous(*, exclude: ModelVersion | None) -> ModelVersion | None:

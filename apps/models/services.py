@@ -25,7 +25,8 @@ def manifest_read(*, weights_file: Path) -> dict:
     if not manifest_file.is_file():
         return {}
     try:
-        data = json.loads(manifest_file.read_text())
+        # NaN / Infinity (e.g. an AUROC of a tiny smoke run) are not JSON: stored as null
+        data = json.loads(manifest_file.read_text(), parse_constant=lambda _: None)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             "invalid_manifest", f"Manifest {manifest_file.name} is not valid JSON: {exc}"
@@ -35,6 +36,13 @@ def manifest_read(*, weights_file: Path) -> dict:
             "invalid_manifest", f"Manifest {manifest_file.name} must be a JSON object."
         )
     return data
+
+
+def _trained_on(manifest: dict):
+    """The dataset version the manifest names (id and content hash must both match)."""
+    from apps.datasets.selectors import dataset_version_trained_on
+
+    return dataset_version_trained_on(info=(manifest.get("data") or {}).get("dataset_version"))
 
 
 def model_version_register(
@@ -55,6 +63,7 @@ def model_version_register(
                 weights_path=str(weights_path),
                 sha256=sha,
                 manifest=manifest,
+                dataset_version=_trained_on(manifest),
                 registered_by=registered_by,
             )
     except IntegrityError as exc:
@@ -111,7 +120,12 @@ def model_version_bundled_register(*, weights_file: Path) -> tuple[ModelVersion,
     model_version, created = ModelVersion.objects.get_or_create(
         name=name,
         version=version,
-        defaults={"weights_path": str(weights_file), "sha256": sha, "manifest": manifest},
+        defaults={
+            "weights_path": str(weights_file),
+            "sha256": sha,
+            "manifest": manifest,
+            "dataset_version": _trained_on(manifest),
+        },  # fmt: skip
     )
     if not created and model_version.sha256 != sha:
         raise Conflict(

@@ -1,10 +1,21 @@
-"""Loader for the ISBI 2015 cephalometric subset (images plus two annotators)."""
+"""Loader for the ISBI 2015 cephalometric subset (images plus two annotators).
+
+``root`` is either an ISBI-layout folder or the manifest of a registered dataset
+version (a ``.json`` file written by ``apps.datasets``: ``{"dataset_version": {...},
+"cases": [{"case_id", "image", "split", "spacing_mm", "annotators": {name: 7 x [x, y]}}]}``),
+so every engine script (train, crossval, evaluate) reads a registered version the same
+way it reads a folder. ``dataset_version_of(root)`` says which version it was.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,8 +91,62 @@ def _annotator_dirs(root: Path) -> tuple[Path, Path]:
     return present[0], present[1]
 
 
+@lru_cache(maxsize=8)
+def _manifest(path: Path, mtime: float) -> dict[str, Any]:  # noqa: ARG001 - mtime keys the cache
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+        raise ValueError(f"{path}: not a dataset version manifest")
+    return doc
+
+
+def _is_manifest(root: Path) -> bool:
+    return Path(root).suffix == ".json" and Path(root).is_file()
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = Path(root)
+    return _manifest(path, path.stat().st_mtime)
+
+
+def data_path(value: str) -> Path:
+    """An engine script's ``--data``: a folder, a manifest file, or ``version:ID`` (the
+    manifest a registered version wrote under ``$MAHTQA_DATASET_STORE/manifests``)."""
+    if value.startswith("version:"):
+        store = Path(os.environ.get("MAHTQA_DATASET_STORE", "var/datasets"))
+        path = store / "manifests" / f"{value.split(':', 1)[1]}.json"
+        if not path.is_file():
+            raise ValueError(f"no manifest for dataset {value} at {path}")
+        return path
+    return Path(value)
+
+
+def dataset_version_of(root: Path) -> dict[str, Any] | None:
+    """``{"id", "label", "content_hash"}`` when ``root`` is a registered version's manifest."""
+    return _read_manifest(root).get("dataset_version") if _is_manifest(root) else None
+
+
+def _manifest_case(root: Path, cid: str) -> IsbiCase:
+    doc = _read_manifest(root)
+    case = next((c for c in doc["cases"] if c["case_id"] == cid), None)
+    if case is None:
+        raise FileNotFoundError(f"{root}: no case {cid}")
+    names = sorted(
+        case["annotators"],
+        key=lambda n: (n not in ANNOTATORS, ANNOTATORS.index(n) if n in ANNOTATORS else 0, n),
+    )
+    if not names:
+        raise ValueError(f"{root}: case {cid} has no annotation")
+    pts = [np.asarray([[np.nan, np.nan] if p is None else p for p in case["annotators"][n]], float)
+           for n in names[:2]]  # fmt: skip
+    if any(not np.all(np.isfinite(p)) for p in pts):
+        raise ValueError(f"{root}: case {cid} has a landmark without coordinates")
+    return IsbiCase(case_id=cid, image_path=Path(case["image"]), senior=pts[0], junior=pts[-1])
+
+
 def available_case_ids(root: Path) -> list[str]:
-    """Case ids (file stems) of ``root/images/*.png``, sorted."""
+    """Case ids (file stems) of ``root/images/*.png``, sorted (or of the manifest)."""
+    if _is_manifest(root):
+        return sorted(c["case_id"] for c in _read_manifest(root)["cases"])
     images = Path(root) / "images"
     if not images.is_dir():
         raise FileNotFoundError(f"{images}: images folder not found")
@@ -92,6 +157,8 @@ def load_isbi_case(root: Path, case_id: str | int) -> IsbiCase:
     """Load one case; ``FileNotFoundError`` or ``ValueError`` naming the file on problems."""
     root = Path(root)
     cid = _normalise_case_id(case_id)
+    if _is_manifest(root):
+        return _manifest_case(root, cid)
     image_path = root / "images" / f"{cid}.png"
     if not image_path.is_file():
         raise FileNotFoundError(f"{image_path}: image not found")

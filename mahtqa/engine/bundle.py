@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, load_isbi_cases
+from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, dataset_version_of, load_isbi_cases
 from mahtqa.cephalometry.landmarks import LANDMARKS, N_LANDMARKS
 from mahtqa.cephalometry.metrics import auroc, radial_errors_mm, reliability_table, summarize_errors
 from mahtqa.cephalometry.shape_model import ShapeModel, points_to_mm
@@ -111,6 +111,7 @@ def finalize(
             coarse_blob=coarse_blob,
             fine_blob=fine_blob,
             n_cases=sum(len(v) for v in split.values()),
+            data=data,
         ),
         "split": split,
         "training": {
@@ -149,8 +150,9 @@ RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 def manifest_base(
-    *, name: str, version: str, arch: str, coarse_blob: dict, fine_blob: dict, n_cases: int
-) -> dict:
+    *, name: str, version: str, arch: str, coarse_blob: dict, fine_blob: dict, n_cases: int,
+    data: Path | None = None,
+) -> dict:  # fmt: skip
     """What every bundle's manifest says about itself, its input and its data (v1 and v2)."""
     from mahtqa.engine.train import FINE_CROP
 
@@ -179,6 +181,8 @@ def manifest_base(
             "truth": "mean of senior and junior annotators",
             "n_cases": n_cases,
             "device": "one device (Soredex CRANEX 3+ Ceph, per the challenge); one hospital",
+            # the registered dataset version it was trained on, when read from one
+            "dataset_version": dataset_version_of(data) if data is not None else None,
         },
     }
 

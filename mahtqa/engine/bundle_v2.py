@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, load_isbi_cases
+from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, data_path, load_isbi_cases
 from mahtqa.cephalometry.shape_model import ShapeModel, points_to_mm
 from mahtqa.engine.bundle import _load_stage, analyse_cases, manifest_base, write_bundle
 from mahtqa.engine.inference import LandmarkPredictor
@@ -52,7 +52,7 @@ def risk_control(cases: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=data_path, required=True)
     parser.add_argument("--work", type=Path, required=True, help="the all-cases training run")
     parser.add_argument("--crossval", type=Path, required=True)
     parser.add_argument("--bundle", type=Path, required=True)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     manifest = manifest_base(
         name="mahtnet", version=args.version, arch=args.arch, coarse_blob=coarse_blob,
-        fine_blob=fine_blob, n_cases=len(cases),
+        fine_blob=fine_blob, n_cases=len(cases), data=args.data,
     )  # fmt: skip
     manifest["data"]["never_trained_on"] = "hamedan-dev (second hospital): zero-shot figures only"
     manifest |= {

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, available_case_ids, load_isbi_cases
+from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, available_case_ids, data_path, load_isbi_cases
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.metrics import radial_errors_mm, summarize_errors
 from mahtqa.cephalometry.shape_model import ShapeModel, points_to_mm
@@ -162,7 +162,7 @@ def report(records: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=data_path, required=True)
     parser.add_argument("--out", type=Path, default=Path("var/crossval/v2"))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)

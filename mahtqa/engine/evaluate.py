@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mahtqa.cephalometry.isbi import available_case_ids, load_isbi_cases
+from mahtqa.cephalometry.isbi import available_case_ids, data_path, load_isbi_cases
 from mahtqa.cephalometry.metrics import auroc, radial_errors_mm, reliability_table, summarize_errors
 from mahtqa.engine.data import read_gray
 from mahtqa.engine.inference import LandmarkPredictor
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=data_path, required=True)
     parser.add_argument("--spacing", type=parse_spacing, required=True)
     parser.add_argument("--weights", type=Path, default=BUNDLED)
     parser.add_argument("--cases", default="all")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from mahtqa.cephalometry.isbi import data_path
 from mahtqa.engine.data import Augmenter, Sample, all_case_ids, load_samples, make_split
 from mahtqa.engine.heatmaps import as_heatmap, decode, gaussian_targets
 from mahtqa.engine.model import NetConfig, build_model, count_parameters
@@ -181,7 +182,7 @@ def train_stage(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=data_path, required=True)
     parser.add_argument("--out", type=Path, default=Path("var/train"))
     parser.add_argument("--stage", choices=["coarse", "fine", "finalize", "all"], default="all")
     parser.add_argument("--arch", choices=["mahtnet", "unet"], default="mahtnet")

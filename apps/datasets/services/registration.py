@@ -186,6 +186,7 @@ def _store(
             ],
             batch_size=2000,
         )
+    dataset_version_manifest(version=version)
     return version
 
 
@@ -291,3 +292,27 @@ def _single_top_folder(dest: Path) -> Path:
     """A zip of one folder (the usual 'compress folder') is read from inside it."""
     entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+def dataset_version_manifest(*, version: DatasetVersion) -> Path:
+    """Write (again) the version's manifest where the engine scripts find it by id
+    (``--data version:ID``): ``$MAHTQA_DATASET_STORE/manifests/ID.json``."""
+    root = Path(version.root_path)
+    cases = [
+        {
+            "case_id": i.key,
+            "image": str(root / i.file),
+            "split": i.split,
+            "spacing_mm": list(i.spacing) if i.spacing else None,
+            "annotators": i.annotations,
+        }
+        for i in version.images.all().iterator(chunk_size=2000)
+    ]
+    info = {"id": version.pk, "label": version.label, "content_hash": version.content_hash}
+    doc = {"dataset_version": info, "cases": cases}
+    path = settings.MAHTQA_DATASET_STORE / "manifests" / f"{version.pk}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
+    return path

@@ -20,7 +20,7 @@ from apps.clinical.services.audit import audit_record
 from apps.core.errors import Conflict, InvalidInput
 from apps.datasets.choices import SourceKind, SuspectStatus
 from apps.datasets.models import DatasetFile, DatasetImage, DatasetVersion, SuspectAnnotation
-from apps.datasets.services.registration import content_hash
+from apps.datasets.services.registration import content_hash, dataset_version_manifest
 from apps.datasets.services.validation import record_of
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS, landmark_index
 from mahtqa.datasets.checks import decode_gray
@@ -234,6 +234,7 @@ def dataset_version_correct(
                     target_id=str(derived.pk),
                     details={"parent": version.pk, "corrections": len(confirmed)},
                 )
+            dataset_version_manifest(version=derived)
             return derived
         except IntegrityError:  # another version got the number first
             continue
