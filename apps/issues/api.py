@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from apps.clinical.selectors import study_get
 from apps.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from apps.core.permissions import api_perm
+from apps.datasets.selectors import dataset_version_get
 from apps.issues.choices import Source
 from apps.issues.models import Issue
 from apps.issues.selectors import IssueFilters, issue_list
@@ -58,6 +59,19 @@ def _model_version(value: str) -> Any:
     return found
 
 
+def _dataset_version(value: int | None) -> Any:
+    if value is None:
+        return None
+    found = dataset_version_get(pk=value)
+    if found is None:
+        raise InvalidInput(
+            "unknown_dataset_version",
+            "No such dataset version.",
+            details={"field": "dataset_version"},
+        )
+    return found
+
+
 class IssueListCreateApi(APIView):
     def get_permissions(self):
         perm = REPORT_PERM if self.request.method == "POST" else TRIAGE_PERM
@@ -80,8 +94,10 @@ class IssueListCreateApi(APIView):
         data = dict(serializer.validated_data)
         study = _study(data.pop("study", None), user=request.user)
         model_version = _model_version(data.pop("model_version", ""))
+        dataset_version = _dataset_version(data.pop("dataset_version", None))
         issue, created = issue_report(
-            **data, study=study, model_version=model_version, reporter=request.user,
+            **data, study=study, model_version=model_version, dataset_version=dataset_version,
+            reporter=request.user,
             source=Source.API,
         )  # fmt: skip
         return Response(

@@ -41,6 +41,7 @@ class IssueReportInputSerializer(serializers.Serializer):
     data_state = serializers.DictField(required=False)
     study = serializers.UUIDField(required=False, allow_null=True)
     dataset_name = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    dataset_version = serializers.IntegerField(required=False, min_value=1)
     model_version = serializers.CharField(max_length=160, required=False, allow_blank=True)
     fingerprint = serializers.RegexField(r"^[\w.:|/-]{1,200}$", required=False)
     phi_values = serializers.ListField(

@@ -195,3 +195,44 @@ def test_the_page_queries_do_not_grow_with_findings(
     client.force_login(engineer)
     with django_assert_max_num_queries(20):
         assert client.get(reverse("datasets:run", args=[run.pk])).status_code == 200
+
+
+def test_an_issue_started_from_the_version_links_it(client, engineer, validated):
+    from apps.issues.models import Issue
+
+    version, _ = validated
+    client.force_login(engineer)
+    form = client.get(reverse("issues:new"), {"dataset_version": version.pk}).content.decode()
+    assert f'value="{version.pk}"' in form
+    body = {"title": "A and B drift in this set", "category": "data", "severity": "low",
+            "dataset_version": version.pk}  # fmt: skip
+    r = client.post(reverse("issues:new"), body)
+    assert r.status_code == 302
+    issue = Issue.objects.get(title=body["title"])
+    assert (issue.dataset_version_id, issue.dataset_name) == (version.pk, "Pages v1")
+    page = client.get(reverse("issues:detail", args=[issue.pk])).content.decode()
+    assert f'href="/datasets/versions/{version.pk}/"' in page
+    missing = client.post(reverse("issues:new"), {**body, "title": "x", "dataset_version": 999999})
+    assert missing.status_code == 200
+    assert "No such dataset version." in missing.content.decode()
+
+
+def test_the_issue_api_links_a_dataset_version(validated, engineer):
+    version, _ = validated
+    client = APIClient()
+    client.force_authenticate(engineer)
+    body = {
+        "title": "Loader drops a case",
+        "category": "data",
+        "severity": "low",
+        "dataset_version": version.pk,
+    }
+    r = client.post("/api/v1/issues/", body, format="json")
+    assert r.status_code == 201
+    from apps.issues.models import Issue
+
+    assert Issue.objects.get(pk=r.json()["id"]).dataset_version_id == version.pk
+    bad = client.post(
+        "/api/v1/issues/", {**body, "title": "other", "dataset_version": 999999}, format="json"
+    )
+    assert (bad.status_code, bad.json()["code"]) == (400, "unknown_dataset_version")
