@@ -22,6 +22,7 @@ PERMISSIONS: dict[str, str] = {
     "register_model": "Register datasets and models, run checks and diagnostics",
     "manage_models": "Activate and roll back model versions",
     "manage_users": "Manage users and API clients",
+    "report_training": "Report training runs (metrics, weights) from scripts",
 }
 
 _RADIOLOGIST = {"view_phi", "view_deidentified", "review_study", "report_issue"}
@@ -29,7 +30,13 @@ _RADIOLOGIST = {"view_phi", "view_deidentified", "review_study", "report_issue"}
 ROLE_PERMISSIONS: dict[str, set[str]] = {
     Role.RADIOLOGIST: _RADIOLOGIST,
     Role.SENIOR_RADIOLOGIST: _RADIOLOGIST | {"work_escalations"},
-    Role.ENGINEER: {"view_deidentified", "report_issue", "triage_issue", "register_model"},
+    Role.ENGINEER: {
+        "view_deidentified",
+        "report_issue",
+        "triage_issue",
+        "register_model",
+        "report_training",
+    },  # fmt: skip
     Role.ADMIN: set(PERMISSIONS),
-    Role.API_CLIENT: {"submit_study", "report_issue"},
+    Role.API_CLIENT: {"submit_study", "report_issue", "report_training"},
 }

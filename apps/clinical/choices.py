@@ -74,6 +74,10 @@ class AuditAction(models.TextChoices):
     SITE_REJECT = "site_reject", "Rejected a site calibration"
     THRESHOLDS_CHANGE = "thresholds_change", "Changed thresholds"
     DATASET_REGISTER = "dataset_register", "Registered a dataset version"
+    MODEL_ACTIVATE = "model_activate", "Activated a model version"
+    MODEL_ROLLBACK = "model_rollback", "Rolled back the model"
+    MODEL_SHADOW = "model_shadow", "Started or stopped a shadow model"
+    GATE_CHANGE = "gate_change", "Changed the release gates"
     DATASET_SUSPECT_DECIDE = "dataset_suspect_decide", "Decided a suspect annotation"
     DATASET_CORRECT = "dataset_correct", "Derived a corrected dataset version"
 

@@ -316,3 +316,27 @@ class PhiDigest(models.Model):
 
     def __str__(self) -> str:
         return f"PhiDigest {self.digest[:8]}"
+
+
+class ShadowPrediction(models.Model):
+    """What a candidate model in shadow mode found on a live study: never released, never
+    shown to clinicians as the result; only the comparison page reads it."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="shadow_predictions")
+    model_version = models.ForeignKey(
+        "models.ModelVersion", on_delete=models.CASCADE, related_name="shadow_predictions"
+    )
+    landmarks = models.JSONField()
+    ood_score = models.FloatField()
+    case_risk = models.FloatField(null=True, blank=True)
+    routing = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "model_version"], name="shadow_one_per_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"Shadow prediction {self.pk} of study {self.study_id}"

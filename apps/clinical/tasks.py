@@ -84,3 +84,17 @@ def storage_orphans_sweep_task() -> int:
     from apps.clinical.services.intake import storage_orphans_sweep
 
     return storage_orphans_sweep()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+)
+def study_infer_shadow_task(study_id: int, model_version_id: int) -> str:
+    """Shadow mode (queue inference by its name): the candidate on one study."""
+    from apps.clinical.services.shadow import study_infer_shadow
+
+    return study_infer_shadow(study_id=study_id, model_version_id=model_version_id)

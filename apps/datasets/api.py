@@ -75,7 +75,7 @@ def run_payload(run, *, findings: bool = False) -> dict[str, Any]:
 class DatasetListApi(_Base):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    class DatasetRegisterInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=120)
         path = serializers.CharField(max_length=1000, required=False, allow_blank=True)
         file = serializers.FileField(required=False)
@@ -96,9 +96,9 @@ class DatasetListApi(_Base):
             ]
         )
 
-    @extend_schema(request=InputSerializer, responses={201: dict})
+    @extend_schema(request=DatasetRegisterInputSerializer, responses={201: dict})
     def post(self, request: Request) -> Response:
-        s = self.InputSerializer(data=request.data)
+        s = self.DatasetRegisterInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         data = dict(s.validated_data)
         upload, path = data.pop("file", None), data.pop("path", "")
@@ -127,14 +127,14 @@ class DatasetVersionApi(_Base):
 
 
 class ValidationStartApi(_Base):
-    class InputSerializer(serializers.Serializer):
+    class ValidationStartInputSerializer(serializers.Serializer):
         consistency_mm = serializers.FloatField(
             required=False, default=2.0, min_value=0.1, max_value=20
         )
 
-    @extend_schema(request=InputSerializer, responses={202: dict})
+    @extend_schema(request=ValidationStartInputSerializer, responses={202: dict})
     def post(self, request: Request, pk: int) -> Response:
-        s = self.InputSerializer(data=request.data)
+        s = self.ValidationStartInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         run = services.validation_run_start(
             version=_version(pk), user=request.user, **s.validated_data
@@ -152,18 +152,18 @@ class ValidationRunApi(_Base):
 
 
 class FindingListApi(_Base):
-    class FilterSerializer(serializers.Serializer):
+    class FindingFilterSerializer(serializers.Serializer):
         severity = serializers.ChoiceField(choices=Severity.choices, required=False)
         code = serializers.CharField(max_length=48, required=False)
         landmark = serializers.CharField(max_length=4, required=False)
         image = serializers.CharField(max_length=200, required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: dict})
+    @extend_schema(parameters=[FindingFilterSerializer], responses={200: dict})
     def get(self, request: Request, pk: int) -> Response:
         run = selectors.validation_run_get(pk=pk)
         if run is None:
             raise NotFound("run_not_found", "No validation run with that id.")
-        s = self.FilterSerializer(data=request.query_params)
+        s = self.FindingFilterSerializer(data=request.query_params)
         s.is_valid(raise_exception=True)
         qs = selectors.finding_list(run=run, filters=selectors.FindingFilters(**s.validated_data))
         return Response(
@@ -184,7 +184,7 @@ class FindingListApi(_Base):
 
 
 class ProfileStartApi(_Base):
-    class InputSerializer(serializers.Serializer):
+    class ProfileStartInputSerializer(serializers.Serializer):
         batch_sizes = serializers.ListField(
             child=serializers.IntegerField(), required=False, default=[1, 4, 8]
         )
@@ -193,9 +193,9 @@ class ProfileStartApi(_Base):
         )
         batches = serializers.IntegerField(required=False, default=5)
 
-    @extend_schema(request=InputSerializer, responses={202: dict})
+    @extend_schema(request=ProfileStartInputSerializer, responses={202: dict})
     def post(self, request: Request, pk: int) -> Response:
-        s = self.InputSerializer(data=request.data)
+        s = self.ProfileStartInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         run = services.profile_run_start(
             version=_version(pk), user=request.user, **s.validated_data
@@ -241,7 +241,7 @@ def _suspect_payload(s) -> dict[str, Any]:
 
 
 class SuspectListApi(_Base):
-    class InputSerializer(serializers.Serializer):
+    class SuspectFindInputSerializer(serializers.Serializer):
         oof = serializers.CharField(max_length=1000, required=False, allow_blank=True)
         model = serializers.CharField(max_length=160, required=False, allow_blank=True)
 
@@ -259,12 +259,12 @@ class SuspectListApi(_Base):
             ]
         )
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=SuspectFindInputSerializer, responses={200: dict})
     def post(self, request: Request, pk: int) -> Response:
         """Find suspects from an out-of-fold file (``oof``) or a registered model
         (``model``: id or name@version; the active one when both are empty)."""
         version = _version(pk)
-        s = self.InputSerializer(data=request.data)
+        s = self.SuspectFindInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         if s.validated_data.get("oof"):
             n = services.suspects_find_from_oof(version=version, path=s.validated_data["oof"])
@@ -293,19 +293,19 @@ class SuspectListApi(_Base):
 
 
 class SuspectDecideApi(_Base):
-    class InputSerializer(serializers.Serializer):
+    class SuspectDecideInputSerializer(serializers.Serializer):
         decision = serializers.ChoiceField(
             choices=[SuspectStatus.CONFIRMED, SuspectStatus.DISMISSED]
         )
         note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=SuspectDecideInputSerializer, responses={200: dict})
     def post(self, request: Request, pk: int, suspect_id: int) -> Response:
         version = _version(pk)
         suspect = version.suspects.select_related("image").filter(pk=suspect_id).first()
         if suspect is None:
             raise NotFound("suspect_not_found", "No suspect with that id in this version.")
-        s = self.InputSerializer(data=request.data)
+        s = self.SuspectDecideInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         suspect = services.suspect_decide(
             suspect=suspect,

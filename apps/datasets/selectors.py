@@ -134,3 +134,34 @@ def dataset_version_trained_on(*, info: object) -> DatasetVersion | None:
     return DatasetVersion.objects.filter(
         pk=int(info["id"]), content_hash=info.get("content_hash", "")
     ).first()
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    key: str
+    path: str
+    fmt: str
+    spacing: tuple[float, float] | None
+    truth: object  # (7, 2) mean of the annotators, in the image's pixels
+
+
+def dataset_split_cases(*, version: DatasetVersion, split: str) -> list[EvalCase]:
+    """The annotated images of a split (``all``: every split), truth = the mean of the
+    annotators (the usual ground truth), for evaluation runs."""
+    import numpy as np
+
+    qs = version.images.exclude(sha256="").order_by("key")
+    if split != "all":
+        qs = qs.filter(split=split)
+    out = []
+    root = version.root_path
+    for image in qs.iterator(chunk_size=2000):
+        sets = [
+            pts for pts in image.annotations.values() if pts and all(p is not None for p in pts)
+        ]
+        if not sets:
+            continue
+        truth = np.mean(np.asarray(sets, float), axis=0)
+        out.append(EvalCase(key=image.key, path=f"{root}/{image.file}", fmt=image.fmt,
+                            spacing=image.spacing, truth=truth))  # fmt: skip
+    return out

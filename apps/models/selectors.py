@@ -35,3 +35,12 @@ def model_version_find(*, ref: str) -> ModelVersion | None:
         name, version = ref.split("@", 1)
         return ModelVersion.objects.filter(name=name, version=version).first()
     raise ValueError(ref)
+
+
+def model_version_get(*, pk: int) -> ModelVersion | None:
+    return ModelVersion.objects.filter(pk=pk).first()
+
+
+def model_version_shadow_list() -> list[ModelVersion]:
+    """Candidates running in shadow mode beside the active version."""
+    return list(ModelVersion.objects.filter(in_shadow=True, is_active=False))

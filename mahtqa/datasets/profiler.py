@@ -25,6 +25,7 @@ BATCH_SLOW_MS = 100.0
 PREPROCESS_SLOW_MS = 50.0
 DECODE_DOMINANT_SHARE = 0.5  # decode's share of the per-image time
 WORKER_SPEEDUP = 1.3  # workers must beat num_workers=0 by this factor to "help"
+LOADER_TIMEOUT_S = 300.0  # a worker batch slower than this is an error, not a hang
 
 STAGES = ("decode", "preprocess", "augment", "to_tensor")
 
@@ -81,9 +82,7 @@ class ProfileReport:
 
 
 def _points(points: np.ndarray | None) -> np.ndarray:
-    if points is None:
-        return np.zeros((N_LANDMARKS, 2), dtype=np.float64)
-    pts = np.asarray(points, dtype=np.float64)
+    pts = np.zeros((N_LANDMARKS, 2)) if points is None else np.asarray(points, dtype=np.float64)
     if pts.shape != (N_LANDMARKS, 2):
         raise ValueError(f"points must have shape ({N_LANDMARKS}, 2), got {pts.shape}")
     return pts
@@ -169,15 +168,18 @@ def time_loader(
         num_workers=num_workers,
         persistent_workers=False,
         worker_init_fn=_worker_init if num_workers > 0 else None,
+        timeout=LOADER_TIMEOUT_S if num_workers > 0 else 0,
     )
     waits = []
     t = time.perf_counter()
     iterator = iter(loader)
-    for _ in range(batches + 1):
-        next(iterator)
-        waits.append(_ms(t))
-        t = time.perf_counter()
-    del iterator  # shuts the workers down
+    try:
+        for _ in range(batches + 1):
+            next(iterator)
+            waits.append(_ms(t))
+            t = time.perf_counter()
+    finally:  # now: a worker error's traceback keeps it alive, and later forks hang on it
+        getattr(iterator, "_shutdown_workers", lambda: None)()
     first, waits = waits[0], waits[1:]
     median, p95 = (float(v) for v in np.percentile(waits, [50, 95]))
     # Over the whole run, start-up included: the waits after the first batch alone

@@ -172,6 +172,8 @@ MAHTQA_DATASET_ZIP_MAX_ENTRIES = env.int("MAHTQA_DATASET_ZIP_MAX_ENTRIES", defau
 MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED = env.int(
     "MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED", default=8 * 1024**3
 )
+# A training run's history is diagnosed at most this often while metrics arrive.
+MAHTQA_RUN_DIAGNOSE_EVERY_S = env.int("MAHTQA_RUN_DIAGNOSE_EVERY_S", default=30)
 # Threads checking images within one step (decode and OpenCV release the GIL).
 MAHTQA_DATASET_WORKERS = env.int("MAHTQA_DATASET_WORKERS", default=1)
 MAHTQA_DATASET_CHUNK = env.int("MAHTQA_DATASET_CHUNK", default=200)  # images per validation step
@@ -308,6 +310,7 @@ CELERY_TASK_ROUTES = {
     "apps.clinical.tasks.study_infer*": {"queue": "inference", "routing_key": "inference"},
     "apps.models.tasks.inference_*": {"queue": "inference", "routing_key": "inference"},
     "apps.datasets.tasks.*": {"queue": "checks", "routing_key": "checks"},
+    "apps.models.tasks.run_*": {"queue": "checks", "routing_key": "checks"},
     "*": {"queue": "default", "routing_key": "default"},
 }
 # Periodic work; apps add their own entries (clinical: escalation, re-enqueue).

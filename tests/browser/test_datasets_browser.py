@@ -116,7 +116,10 @@ def test_confirm_a_suspect_in_place_and_derive_a_corrected_version(
     )
     page.goto(f"{live_server.url}/datasets/versions/{version.pk}/suspects/")
     card = page.locator(f"#suspect-{target.pk}")
-    assert card.locator("img").evaluate("img => img.naturalWidth") > 0
+    card.scroll_into_view_if_needed()  # the thumbnail loads lazily
+    page.wait_for_function(
+        f"() => document.querySelector('#suspect-{target.pk} img').naturalWidth > 0"
+    )
     page.evaluate("window.__noReload = 'still here'")
     card.locator("button[value=confirmed]").click()
     page.wait_for_function(f"() => document.querySelector('#suspect-{target.pk} .status') !== null")

@@ -4,6 +4,7 @@ synthetic PNGs, and the recommendation rules on hand-made figures (deterministic
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import cv2
@@ -162,8 +163,16 @@ def test_unreadable_image_in_a_worker_raises_naming_it(tmp_path, synthetic_items
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG garbage")
     items = [synthetic_items[0], ProfileItem(path=broken, points=None)]
-    with pytest.raises(ValueError, match="broken.png"):
+    with pytest.raises(ValueError, match="broken.png") as excinfo:
         profile_loading(items=items, batch_sizes=(2,), num_workers=(1,), batches=1, stage_samples=1)
+    # The traceback still references the failed loader's iterator; its worker must be gone
+    # anyway, or the next loader's forked workers inherit its queues and can hang.
+    assert excinfo.value is not None
+    assert multiprocessing.active_children() == []
+    report = profile_loading(
+        items=synthetic_items[:1], batch_sizes=(2,), num_workers=(1,), batches=1, stage_samples=1
+    )
+    assert report.loaders[0].images_per_s > 0
 
 
 def test_bad_arguments(synthetic_items):

@@ -32,7 +32,17 @@ def test_routes_and_reliability_settings():
     assert conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert not conf.task_always_eager
-    assert {q.name for q in conf.task_queues} == {"inference", "default"}
+    assert {q.name for q in conf.task_queues} == {"inference", "default", "checks"}
     router = app.amqp.router
     assert router.route({}, "apps.clinical.tasks.study_infer_task")["queue"].name == "inference"
     assert router.route({}, "apps.monitoring.tasks.ping")["queue"].name == "default"
+    assert (
+        router.route({}, "apps.datasets.tasks.validation_run_step_task")["queue"].name == "checks"
+    )
+    assert router.route({}, "apps.models.tasks.run_diagnose_task")["queue"].name == "checks"
+    assert (
+        router.route({}, "apps.models.tasks.inference_evaluate_task")["queue"].name == "inference"
+    )
+    assert (
+        router.route({}, "apps.clinical.tasks.study_infer_shadow_task")["queue"].name == "inference"
+    )

@@ -26,7 +26,7 @@ from apps.clinical.services.policy import (
 )
 from apps.core.errors import Conflict, NotFound
 from apps.models.loader import ModelIntegrityError, predictor_for
-from apps.models.selectors import model_version_active
+from apps.models.selectors import model_version_active, model_version_shadow_list
 from apps.monitoring.selectors import worker_keys_alive
 from mahtqa.cephalometry.measurements import compute_measurements
 from mahtqa.cephalometry.plausibility import PlausibilityConfig, check_plausibility
@@ -114,6 +114,30 @@ def analyse_points(
     return measurements, [f.as_dict() for f in findings]
 
 
+def prediction_decide(
+    *, result, spacing, width: int, model_version, shape_model, policy=None, site=None,
+):  # fmt: skip
+    """Landmark rows, measurements, findings and the routing decision the policy gives a
+    prediction; also what evaluations and shadow runs ask "would this be released?"."""
+    policy = policy or routing_policy_current()
+    points = np.array(result.points())
+    measurements, findings = analyse_points(
+        points=points, spacing=spacing, policy=policy, shape_model=shape_model, width=width
+    )
+    landmarks = landmark_rows(result, spacing)
+    decision = route(
+        landmarks=landmarks,
+        findings=findings,
+        ood_score=result.ood_score,
+        policy=policy_view(policy),
+        risk=risk_gate(
+            policy=policy, manifest=model_version.manifest, case_risk=result.case_risk, site=site
+        ),
+        site_review_all=site_reviews_all(policy=policy, site=site),
+    )
+    return landmarks, measurements, findings, decision
+
+
 def study_infer(*, study_id: int, worker: str = "") -> str:
     """Run the active model on a study and route the result. Safe to run twice.
 
@@ -143,28 +167,10 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
     result = predictor.predict(image.pixels, spacing_mm=spacing)
     t2 = time.perf_counter()
     policy = routing_policy_current()
-    points = np.array(result.points())
-    measurements, findings = analyse_points(
-        points=points,
-        spacing=spacing,
-        policy=policy,
-        shape_model=predictor.shape_model,
-        width=study.cols,
-    )
-    landmarks = landmark_rows(result, spacing)
-    decision = route(
-        landmarks=landmarks,
-        findings=findings,
-        ood_score=result.ood_score,
-        policy=policy_view(policy),
-        risk=risk_gate(
-            policy=policy,
-            manifest=model_version.manifest,
-            case_risk=result.case_risk,
-            site=study.site,
-        ),  # fmt: skip
-        site_review_all=site_reviews_all(policy=policy, site=study.site),
-    )
+    landmarks, measurements, findings, decision = prediction_decide(
+        result=result, spacing=spacing, width=study.cols, model_version=model_version,
+        shape_model=predictor.shape_model, policy=policy, site=study.site,
+    )  # fmt: skip
     if decision.destination == Destination.REVIEW:
         study_png_store(study=study, image=image)  # decoded once: the review reuses it
     t3 = time.perf_counter()
@@ -234,6 +240,11 @@ def _store(
         study.error_code = ""
         study.error_message = ""
         study.save()
+        candidates = model_version_shadow_list()
+        if candidates:  # shadow mode: the candidates run on this study too, never released
+            from apps.clinical.services.shadow import shadow_enqueue
+
+            shadow_enqueue(study_id=study.pk, candidates=candidates)
     logger.info("study %s -> %s", study.public_id, study.status)
     return str(study.status)
 

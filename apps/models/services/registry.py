@@ -76,9 +76,40 @@ def _require_manage(user) -> None:
 
 
 @transaction.atomic
-def model_version_activate(*, model_version: ModelVersion, user) -> ModelVersion:
-    """Make ``model_version`` the one active version (admins only)."""
+def model_version_activate(
+    *,
+    model_version: ModelVersion,
+    user,
+    gate: bool = True,
+    action: str = "model_activate",
+    ip: str | None = None,
+) -> ModelVersion:
+    """Make ``model_version`` the one active version (admins only). Refused unless its
+    evaluation on the reference split passes the release gates (``gate=False`` for a
+    rollback to a version that was active before). Audited."""
+    from apps.clinical.services.audit import audit_record
+    from apps.models.services.evaluation import release_gate_check
+
     _require_manage(user)
+    if gate and not model_version.is_active:
+        result = release_gate_check(model_version=model_version)
+        if not result.passed:
+            raise Conflict(
+                "release_gate_failed",
+                f"{model_version} does not pass the release gate: "
+                + "; ".join(f["message"] for f in result.failures)
+                + ".",
+                details={"failures": result.failures},
+            )
+    details = {"name": model_version.name, "version": model_version.version}
+    audit_record(
+        actor=user,
+        action=action,
+        target_type="model_version",
+        target_id=str(model_version.pk),
+        ip=ip,
+        details=details,
+    )
     # Lock the rows involved so two admins cannot interleave.
     locked = list(
         ModelVersion.objects.select_for_update().filter(Q(is_active=True) | Q(pk=model_version.pk))
@@ -103,7 +134,9 @@ def model_version_rollback(*, user) -> ModelVersion:
     previous = model_version_previous(exclude=current)
     if previous is None:
         raise Conflict("no_previous_model", "There is no previously active model.")
-    return model_version_activate(model_version=previous, user=user)
+    return model_version_activate(
+        model_version=previous, user=user, gate=False, action="model_rollback"
+    )
 
 
 @transaction.atomic

@@ -1,0 +1,458 @@
+"""Training-memory analysis of the engine networks, measured rather than guessed.
+
+    from mahtqa.engine.memory import analyze_memory
+    report = analyze_memory(network="coarse", size="small", batch_size=8, target_bytes=2**30)
+
+Parameters, gradients and optimiser state follow from the parameter count (Adam and
+AdamW keep two state tensors per parameter, SGD with momentum one). Activations are
+measured: a real training step runs with ``torch.autograd.graph.saved_tensors_hooks``
+that count the unique storages autograd saves for backward (parameters and the batch
+excluded, they are counted apart), at two small batch sizes, giving a per-sample slope
+and a constant. The same two steps run under a peak meter; what the measured peak holds
+beyond parameters + gradients + optimiser state + activations + batch is the
+*workspace* (backward's transient gradient buffers, kernel scratch), fitted the same
+way. Everything is then extrapolated linearly in the batch size.
+
+Peak meter: on CUDA ``torch.cuda.reset_peak_memory_stats`` / ``max_memory_allocated``.
+The CPU allocator keeps no peak statistics in torch 2.13 (``torch.cpu`` has no memory
+API, ``torch.accelerator`` covers accelerators only), so on CPU the step runs under
+``torch.profiler.profile(profile_memory=True)`` and the peak is the maximum of the
+running sum of the allocation events (``_EventType.Allocation``, ``alloc_size`` is
+negative for a free) in the profiler's event tree. The model, optimiser and batch are
+created inside the window, so the figure is everything the training step holds, as
+CUDA's ``max_memory_allocated`` would report it.
+
+Precision "bf16"/"fp16" is autocast mixed precision: fp32 master parameters, gradients
+and optimiser state; the batch is handed over in the low precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from mahtqa.engine.model import build_model
+from mahtqa.engine.preprocess import COARSE_H, COARSE_W
+from mahtqa.engine.train import FINE_CROP, SIZES, coarse_config, fine_config, heatmap_loss
+
+NETWORKS = ("coarse", "fine")
+OPTIMIZERS = {"adam": 2, "adamw": 2, "sgd": 1}  # state tensors per parameter (SGD: momentum)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_HW = {"coarse": (COARSE_H, COARSE_W), "fine": (FINE_CROP, FINE_CROP)}
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
+CALIBRATION = (1, 3)  # batch sizes of the two measured calibration steps
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    """Bytes at the predicted peak; ``peak_predicted`` is the sum of the other fields."""
+
+    parameters: int
+    gradients: int
+    optimizer_state: int
+    activations: int
+    batch: int
+    workspace: int
+    peak_predicted: int
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """``predicted_effect_bytes``: predicted reduction of the peak (positive saves memory)."""
+
+    code: str  # "gradient_checkpointing" | "mixed_precision" | "smaller_batch" | "no_batch_fits"
+    message: str
+    predicted_effect_bytes: int
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    config: dict
+    input_hw: tuple[int, int]
+    batch_size: int
+    optimizer: str
+    precision: str
+    device: str
+    breakdown: MemoryBreakdown
+    per_batch: dict[int, int]
+    target_bytes: int | None
+    fits: bool | None
+    max_batch_that_fits: int | None
+    recommendations: tuple[Recommendation, ...]
+    measured_peak: int | None
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["input_hw"] = list(self.input_hw)
+        data["per_batch"] = {str(k): v for k, v in self.per_batch.items()}
+        return data
+
+
+@dataclass(frozen=True)
+class _Spec:
+    network: str
+    size: str
+    input_hw: tuple[int, int]
+    optimizer: str
+    precision: str
+    device: str
+    arch: str
+    loss: str
+
+    def config(self):
+        make = coarse_config if self.network == "coarse" else fine_config
+        return make(self.arch, self.loss, self.size)
+
+
+@dataclass(frozen=True)
+class _Linear:
+    const: float
+    slope: float
+
+    def __call__(self, batch: int) -> int:
+        return round(self.const + self.slope * batch)
+
+    @classmethod
+    def through(cls, b1: int, v1: float, b2: int, v2: float) -> _Linear:
+        slope = (v2 - v1) / (b2 - b1)
+        return cls(v1 - slope * b1, slope)
+
+
+def _spec(network, size, input_hw, optimizer, precision, device, arch="mahtnet", loss="ce"):
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {NETWORKS}, not {network!r}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {tuple(SIZES)}, not {size!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, not {optimizer!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, not {precision!r}")
+    if arch not in ("mahtnet", "unet") or loss not in ("mse", "ce"):
+        raise ValueError(f"arch must be mahtnet|unet and loss mse|ce, not {arch!r}/{loss!r}")
+    hw = DEFAULT_HW[network] if input_hw is None else tuple(input_hw)
+    if len(hw) != 2 or not all(isinstance(v, int) and v >= 16 for v in hw):
+        raise ValueError(f"input_hw must be two integers >= 16, not {input_hw!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu or cuda, not {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available")
+    return _Spec(network, size, hw, optimizer, precision, str(dev), arch, loss)
+
+
+def _check_batch(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+
+
+class _PeakMeter:
+    """Peak bytes allocated inside the ``with`` block, counted from its start."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self) -> _PeakMeter:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            from torch.profiler import ProfilerActivity, profile
+
+            self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+            self._prof.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            return
+        self._prof.__exit__(*exc)
+        self.peak = _cpu_peak(self._prof.profiler.kineto_results.experimental_event_tree())
+
+
+def _cpu_peak(roots) -> int:
+    from torch._C._profiler import _EventType
+
+    events, stack = [], list(roots)
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            events.append((node.start_time_ns, node.extra_fields.alloc_size))
+        stack.extend(node.children)
+    running = peak = 0
+    for _, size in sorted(events, key=lambda e: e[0]):
+        running += size
+        peak = max(peak, running)
+    return peak
+
+
+class _SavedBytes:
+    """Unique storages saved for backward while active, minus the excluded ones."""
+
+    def __init__(self, exclude: list[torch.Tensor]):
+        self._exclude = {t.untyped_storage().data_ptr() for t in exclude}
+        self._seen: dict[int, int] = {}
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr and ptr not in self._exclude:
+            self._seen[ptr] = max(self._seen.get(ptr, 0), storage.nbytes())
+        return t
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    @property
+    def total(self) -> int:
+        return sum(self._seen.values())
+
+
+class _Checkpointed(nn.Module):
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return checkpoint(self.block, x, use_reentrant=False)
+
+
+def _checkpoint_blocks(model: nn.Module) -> None:
+    """Wrap every encoder/decoder block and the transformer bottleneck in a checkpoint."""
+    for blocks in (model.down, model.up):
+        for i, block in enumerate(blocks):
+            blocks[i] = _Checkpointed(block)
+    if not isinstance(model.bottleneck, nn.Identity):
+        model.bottleneck = _Checkpointed(model.bottleneck)
+
+
+def _optimizer(name: str, params) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return cls(params, lr=2e-3, weight_decay=1e-4)
+
+
+def _batch(spec: _Spec, model: nn.Module, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg, dtype = model.config, PRECISIONS[spec.precision] or torch.float32
+    x = torch.rand(batch, cfg.in_channels, *spec.input_hw, device=spec.device, dtype=dtype)
+    y = torch.rand(batch, cfg.out_channels, *spec.input_hw, device=spec.device, dtype=dtype)
+    return x, y
+
+
+def _train_step(spec: _Spec, model, opt, x, y, saved: _SavedBytes | None = None) -> None:
+    opt.zero_grad(set_to_none=True)
+    dtype = PRECISIONS[spec.precision]
+    device_type = torch.device(spec.device).type
+    amp = torch.autocast(device_type, dtype=dtype) if dtype else contextlib.nullcontext()
+    with amp, saved.hooks() if saved else contextlib.nullcontext():
+        value = heatmap_loss(model(x), y, spec.loss)
+    value.backward()
+    opt.step()
+
+
+def _probe(spec: _Spec, batch: int, *, count_saved: bool = False, ckpt: bool = False):
+    """One measured training step at ``batch`` (after a batch-1 step that creates the
+    optimiser state): returns (peak bytes, bytes saved for backward or None)."""
+    device = torch.device(spec.device)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    forked = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked), _PeakMeter(device) as meter:
+        model = build_model(spec.config()).to(device).train()
+        if ckpt:
+            _checkpoint_blocks(model)
+        opt = _optimizer(spec.optimizer, model.parameters())
+        _train_step(spec, model, opt, *_batch(spec, model, 1))
+        x, y = _batch(spec, model, batch)
+        saved = _SavedBytes([*model.parameters(), x, y]) if count_saved else None
+        _train_step(spec, model, opt, x, y, saved)
+        del model, opt, x, y
+    return meter.peak, (saved.total if saved else None)
+
+
+def measure_peak(
+    *,
+    network: str = "coarse",
+    size: str = "base",
+    input_hw: tuple[int, int] | None = None,
+    batch_size: int,
+    optimizer: str = "adamw",
+    precision: str = "fp32",
+    device: str = "cpu",
+    arch: str = "mahtnet",
+    loss: str = "ce",
+) -> int:
+    """Peak bytes allocated by a real forward + backward + optimiser step (steady state:
+    the optimiser state exists), including the model, its gradients and the batch."""
+    _check_batch(batch_size)
+    spec = _spec(network, size, input_hw, optimizer, precision, device, arch, loss)
+    return _probe(spec, batch_size)[0]
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    parameters: int
+    gradients: int
+    optimizer_state: int
+    batch_per_sample: int
+    activations: _Linear
+    workspace: _Linear
+    checkpointed_peak: _Linear
+
+    def static(self) -> int:
+        return self.parameters + self.gradients + self.optimizer_state
+
+    def peak(self, batch: int) -> int:
+        parts = self.activations(batch) + self.batch_per_sample * batch + self.workspace(batch)
+        return self.static() + parts
+
+
+@functools.lru_cache(maxsize=32)
+def _calibrate(spec: _Spec) -> _Calibration:
+    model = build_model(spec.config())
+    params = list(model.parameters())
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    grad_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    step_bytes = 4 * len(params) if spec.optimizer != "sgd" else 0  # Adam's "step" tensors
+    opt_bytes = OPTIMIZERS[spec.optimizer] * param_bytes + step_bytes
+    elem = (PRECISIONS[spec.precision] or torch.float32).itemsize
+    per_sample = (model.config.in_channels + model.config.out_channels) * math.prod(spec.input_hw)
+    per_sample *= elem
+    b1, b2 = CALIBRATION
+    (m1, a1), (m2, a2) = (_probe(spec, b, count_saved=True) for b in (b1, b2))
+    static = param_bytes + grad_bytes + opt_bytes
+    w1, w2 = (m - static - a - per_sample * b for m, a, b in ((m1, a1, b1), (m2, a2, b2)))
+    c1, c2 = (_probe(spec, b, ckpt=True)[0] for b in (b1, b2))
+    return _Calibration(
+        parameters=param_bytes,
+        gradients=grad_bytes,
+        optimizer_state=opt_bytes,
+        batch_per_sample=per_sample,
+        activations=_Linear.through(b1, a1, b2, a2),
+        workspace=_Linear.through(b1, w1, b2, w2),
+        checkpointed_peak=_Linear.through(b1, c1, b2, c2),
+    )
+
+
+def _max_batch(cal: _Calibration, target: int) -> int | None:
+    at1 = cal.peak(1)
+    if at1 > target:
+        return None
+    slope = cal.peak(2) - at1
+    if slope <= 0:
+        return None
+    best = 1 + int((target - at1) // slope)
+    while best > 1 and cal.peak(best) > target:  # rounding of the fitted parts
+        best -= 1
+    return best
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _recommend(spec, cal, batch, peak, target) -> list[Recommendation]:
+    recs = []
+    act = cal.activations(batch) + cal.workspace(batch)
+    ckpt_saving = peak - cal.checkpointed_peak(batch)
+    if ckpt_saving > 0 and (act > peak / 2 or (target is not None and peak > target)):
+        recs.append(Recommendation(
+            "gradient_checkpointing",
+            f"checkpoint the encoder/decoder blocks (torch.utils.checkpoint): measured peak "
+            f"{_mib(cal.checkpointed_peak(batch))} instead of {_mib(peak)}, at the cost of "
+            "recomputing the blocks' forward in backward",
+            ckpt_saving,
+        ))  # fmt: skip
+    if spec.precision == "fp32":
+        halved = (cal.activations(batch) + cal.batch_per_sample * batch) // 2
+        recs.append(Recommendation(
+            "mixed_precision",
+            f"train under bf16 autocast: activations and batch roughly halved, about "
+            f"{_mib(halved)} less",
+            halved,
+        ))  # fmt: skip
+    if target is not None and peak > target:
+        fit = _max_batch(cal, target)
+        if fit is None:
+            recs.append(Recommendation(
+                "no_batch_fits",
+                f"even batch 1 needs {_mib(cal.peak(1))} > target {_mib(target)}: reduce the "
+                "input size or the network size, or checkpoint and use mixed precision",
+                peak - cal.peak(1),
+            ))  # fmt: skip
+        else:
+            recs.append(Recommendation(
+                "smaller_batch",
+                f"batch {fit} is the largest that fits {_mib(target)} (predicted peak "
+                f"{_mib(cal.peak(fit))}); keep the effective batch with {math.ceil(batch / fit)}"
+                " gradient-accumulation steps",
+                peak - cal.peak(fit),
+                batch_size=fit,
+            ))  # fmt: skip
+    return recs
+
+
+def analyze_memory(
+    *,
+    network: str = "coarse",
+    size: str = "base",
+    input_hw: tuple[int, int] | None = None,
+    batch_size: int,
+    optimizer: str = "adamw",
+    precision: str = "fp32",
+    device: str = "cpu",
+    target_bytes: int | None = None,
+    measure: bool = False,
+    arch: str = "mahtnet",
+    loss: str = "ce",
+) -> MemoryReport:
+    """Predicted training-step peak of an engine network and its breakdown; see the
+    module docstring. ``measure=True`` also runs the step at ``batch_size`` for real."""
+    _check_batch(batch_size)
+    spec = _spec(network, size, input_hw, optimizer, precision, device, arch, loss)
+    if target_bytes is not None and (
+        isinstance(target_bytes, bool) or not isinstance(target_bytes, int) or target_bytes <= 0
+    ):
+        raise ValueError(f"target_bytes must be a positive integer, not {target_bytes!r}")
+    cal = _calibrate(spec)
+    peak = cal.peak(batch_size)
+    breakdown = MemoryBreakdown(
+        parameters=cal.parameters,
+        gradients=cal.gradients,
+        optimizer_state=cal.optimizer_state,
+        activations=cal.activations(batch_size),
+        batch=cal.batch_per_sample * batch_size,
+        workspace=cal.workspace(batch_size),
+        peak_predicted=peak,
+    )
+    return MemoryReport(
+        config=spec.config().as_dict(),
+        input_hw=spec.input_hw,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        precision=precision,
+        device=spec.device,
+        breakdown=breakdown,
+        per_batch={b: cal.peak(b) for b in BATCHES},
+        target_bytes=target_bytes,
+        fits=None if target_bytes is None else peak <= target_bytes,
+        max_batch_that_fits=None if target_bytes is None else _max_batch(cal, target_bytes),
+        recommendations=tuple(_recommend(spec, cal, batch_size, peak, target_bytes)),
+        measured_peak=_probe(spec, batch_size)[0] if measure else None,
+    )
