@@ -49,6 +49,7 @@ __all__ = [
     "report_exception",
     "scrub_data",
     "scrub_text",
+    "training_run",
 ]
 
 MAX_FRAMES = 30
@@ -318,3 +319,8 @@ class IssueReportHandler(logging.Handler):
             self.handleError(record)
         finally:
             self._emitting = False
+
+
+from mahtqa.reporting_runs import TrainingRun, training_run  # noqa: E402 - re-exported here
+
+__all__ += ["TrainingRun"]

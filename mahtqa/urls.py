@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("apps.clinical.api_urls")),
     path("api/v1/", include("apps.issues.api_urls")),
     path("api/v1/", include("apps.datasets.api_urls")),
+    path("api/v1/", include("apps.models.api_urls")),
     path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     path("api/docs/", api_docs, name="api-docs"),
 ]

@@ -48,7 +48,7 @@ from apps.clinical.choices import StudyStatus
 from apps.clinical.models import ReviewTask, Study
 from apps.datasets.models import DatasetVersion, ProfileRun, SuspectAnnotation, ValidationRun
 from apps.issues.models import Issue, Occurrence
-from apps.models.models import ModelVersion
+from apps.models.models import EvaluationRun, ModelVersion, TrainingRun
 from mahtqa.imaging.write import write_cr
 from tests.conftest import role_groups_restore
 from tests.factories import (
@@ -69,7 +69,7 @@ pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "radiologist", "senior_radiologist", "engineer", "admin", "api_a", "api_b")
 LOGIN = "302 to login"
 ADMIN_ROWS = {"admin:index", "admin:login"}
-CODES = {200, 201, 202, 302, 401, 403, 404, 405, 409, LOGIN}
+CODES = {200, 201, 202, 302, 400, 401, 403, 404, 405, 409, LOGIN}
 API_ERROR_CODES = {401: "not_authenticated", 403: "permission_denied", 405: "method_not_allowed"}
 
 # fmt: off
@@ -179,6 +179,33 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "datasets-api:run":      {"GET":  (401,     403,    403,    200,    200,    403,    403)},
     "datasets-api:findings": {"GET":  (401,     403,    403,    200,    200,    403,    403)},
     "datasets-api:profile":  {"GET":  (401,     403,    403,    200,    200,    403,    403)},
+    "models:runs":           {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "models:run_compare":    {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "models:run":            {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "models:evaluations":    {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "models:evaluation_start":{"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    "models:evaluation_compare":{"GET":  (LOGIN,   403,    403,    404,    404,    LOGIN,  LOGIN)},
+    "models:evaluation":     {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "models:gates":          {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "models:shadow":         {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "models:shadow_action":  {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "models-api:runs":       {"GET":  (401,     403,    403,    200,    200,    403,    403),
+                              "POST": (401,     403,    403,    201,    201,    201,    201)},
+    "models-api:run_import": {"GET":  (401,     403,    403,    405,    405,    403,    403),
+                              "POST": (401,     403,    403,    201,    201,    403,    403)},
+    "models-api:run":        {"GET":  (401,     403,    403,    200,    200,    200,    404)},
+    "models-api:run_metrics":{"GET":  (401,     403,    403,    200,    200,    200,    404),
+                              "POST": (401,     403,    403,    200,    200,    200,    404)},
+    "models-api:run_finish": {"GET":  (401,     403,    403,    405,    405,    405,    405),
+                              "POST": (401,     403,    403,    200,    200,    200,    404)},
+    "models-api:evaluations":{"GET":  (401,     403,    403,    405,    405,    403,    403),
+                              "POST": (401,     403,    403,    202,    202,    403,    403)},
+    "models-api:evaluation_compare":
+                             {"GET":  (401,     403,    403,    400,    400,    403,    403)},
+    "models-api:evaluation": {"GET":  (401,     403,    403,    200,    200,    403,    403)},
     "api-schema":            {"GET":  (401,     200,    200,    200,    200,    200,    200)},
     "api-docs":              {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
 }
@@ -208,6 +235,12 @@ PATH_OBJECT = {
         ("datasets:run", "datasets-api:run", "datasets-api:findings"), "validation_run"
     ),
     **dict.fromkeys(("datasets:profile", "datasets-api:profile"), "profile_run"),
+    **dict.fromkeys(
+        ("models:run", "models-api:run", "models-api:run_metrics", "models-api:run_finish"),
+        "training_run",
+    ),
+    **dict.fromkeys(("models:evaluation", "models-api:evaluation"), "evaluation"),
+    "models:shadow": "inactive_model",
     "issues:detail": "issue",
     "issues:triage": "issue",
     "issues:comment": "issue",
@@ -296,6 +329,8 @@ class World:
     validation_run: ValidationRun
     suspect: SuspectAnnotation
     profile_run: ProfileRun
+    training_run: TrainingRun
+    evaluation: EvaluationRun
 
 
 def world_build(root: Path) -> World:
@@ -331,11 +366,17 @@ def world_build(root: Path) -> World:
     )  # fmt: skip
     other = IssueFactory(title="Loader is slow", severity="low")
     version, run, suspect, profile = _datasets_build(root / "datasets")
+    training = TrainingRun.objects.create(name="door", created_by=api_a)
+    training.metrics.create(step=0, name="train_loss", value=1.0)
+    evaluation = EvaluationRun.objects.create(
+        model_version=inactive, dataset_version=version, split="all", status="done"
+    )
     return World(
         users=users, keys={"api_a": api_a.raw_key, "api_b": api_b.raw_key}, study=study,
         task=task, issue=issue, other_issue=other, occurrence=issue.occurrences.first(),
         active_model=active, inactive_model=inactive, dataset_version=version,
-        validation_run=run, suspect=suspect, profile_run=profile,
+        validation_run=run, suspect=suspect, profile_run=profile, training_run=training,
+        evaluation=evaluation,
     )  # fmt: skip
 
 
@@ -363,6 +404,8 @@ def _datasets_build(root: Path):
             (root / "door" / "annotations" / a / f"00{i}.txt").write_text(text)
     oof = [{"case_id": f"00{i}", "points": points.tolist()} for i in range(1, 4)]
     (root / "oof.json").write_text(json.dumps({"cases": oof}))
+    log = "step,train_loss\n" + "".join(f"{i},{1.0 / (i + 1)}\n" for i in range(50))
+    (root / "door-log.csv").write_text(log)
     version = dataset_register_folder(path="door", name="Door", spacing="0.3,0.3")
     run = validation_run_execute(run_id=validation_run_start(version=version).pk)
     image = version.images.get(key="001")
@@ -460,6 +503,12 @@ POST_BODY: dict[str, Callable[[World, str], Any]] = {
     "datasets-api:list": lambda w, r: ("json", {"name": f"Door api {r}", "path": "door"}),
     "datasets-api:suspects": lambda w, r: ("json", {"oof": "oof.json"}),
     "datasets-api:suspect_decide": lambda w, r: ("json", {"decision": "dismissed"}),
+    "models-api:runs": lambda w, r: ("json", {"name": f"door run {r}"}),
+    "models-api:run_import": lambda w, r: ("json", {"name": "imported", "path": "door-log.csv"}),
+    "models-api:run_metrics": lambda w, r: ("json", {"rows": [{"step": 1000, "train_loss": 0.5}]}),
+    "models-api:evaluations": lambda w, r: ("json", {"model_version": str(w.inactive_model.pk),
+                                                     "dataset_version": str(w.dataset_version.pk),
+                                                     "split": "all"}),
 }  # fmt: skip
 
 
@@ -495,6 +544,7 @@ PATH_KWARGS = {
         "suspect_id": w.suspect.pk,
     },
     "datasets:run_export": lambda w: {"pk": w.validation_run.pk, "fmt": "csv"},
+    "models:shadow_action": lambda w: {"pk": w.inactive_model.pk, "action": "stop"},
 }
 
 

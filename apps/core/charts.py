@@ -122,3 +122,75 @@ def histogram_chart(
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every dynamic part is escaped above
+
+
+LINE_COLORS = ("#0a5bd3", "#e68c00", "#2e8b57", "#9b59b6", "#c0392b", "#16a085")
+
+
+def line_chart(
+    series: dict[str, list[tuple[float, float | None]]], *, title: str = "", width: int = 640,
+    height: int = 220, log_y: bool = False, bands: list[tuple[float, float, str]] = (),
+) -> SafeString:  # fmt: skip
+    """Lines over a shared x axis (steps); None / non-finite values break a line and are
+    marked at the top; ``bands``: shaded x ranges (a finding's window) with a label."""
+    import math
+
+    pad_l, pad_r, pad_t, pad_b = 48, 10, 14, 22
+    pts = [
+        (x, y)
+        for values in series.values()
+        for x, y in values
+        if y is not None and math.isfinite(y)
+    ]
+    parts = [
+        f'<svg class="chart line" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    ]
+    if not pts:
+        parts.append('<text x="8" y="20" font-size="12">No data yet</text></svg>')
+        return mark_safe("".join(parts))  # noqa: S308
+    fy = (lambda v: math.log10(max(v, 1e-12))) if log_y else (lambda v: v)
+    xs = [x for x, _ in pts]
+    ys = [fy(y) for _, y in pts]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+
+    def px(x: float) -> float:
+        return pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad_r)
+
+    def py(y: float) -> float:
+        return pad_t + (1 - (fy(y) - y0) / (y1 - y0)) * (height - pad_t - pad_b)
+
+    for start, end, label in bands:
+        a, b = px(max(start, x0)), px(min(end, x1))
+        parts.append(
+            f'<rect class="band" x="{a:.1f}" y="{pad_t}" width="{max(b - a, 2):.1f}" '
+            f'height="{height - pad_t - pad_b}" fill="#c0392b" fill-opacity="0.12">'
+            f"<title>{escape(label)}</title></rect>"
+        )
+    for i, (name, values) in enumerate(series.items()):
+        colour = LINE_COLORS[i % len(LINE_COLORS)]
+        path, pen = [], "M"
+        for x, y in values:
+            if y is None or not math.isfinite(y):
+                parts.append(
+                    f'<text x="{px(x):.1f}" y="{pad_t}" font-size="10" fill="#c0392b">×</text>'
+                )
+                pen = "M"
+                continue
+            path.append(f"{pen}{px(x):.1f},{py(y):.1f}")
+            pen = "L"
+        parts.append(
+            f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="1.5">'
+            f"<title>{escape(name)}</title></path>"
+            f'<text x="{pad_l + 6 + 130 * i}" y="{height - 4}" font-size="11" fill="{colour}">'
+            f"{escape(name)}</text>"
+        )
+    lo, hi = (10**y0, 10**y1) if log_y else (y0, y1)
+    parts.append(
+        f'<text x="4" y="{pad_t + 8}" font-size="10">{hi:.3g}</text>'
+        f'<text x="4" y="{height - pad_b}" font-size="10">{lo:.3g}</text>'
+        f'<text x="{width - pad_r}" y="{height - pad_b + 12}" font-size="10" text-anchor="end">'
+        f"step {x1:g}</text></svg>"
+    )
+    return mark_safe("".join(parts))  # noqa: S308 - every dynamic part is escaped above

@@ -24,6 +24,8 @@ NAV_ITEMS: list[tuple[str, str, Perm]] = [
     ("Issues", "issues:list", ("accounts.report_issue", "accounts.triage_issue")),
     ("Datasets", "datasets:list", ("accounts.register_model", "accounts.manage_models")),
     ("Models", "models:list", ("accounts.register_model", "accounts.manage_models")),
+    ("Training runs", "models:runs", ("accounts.register_model", "accounts.manage_models")),
+    ("Evaluations", "models:evaluations", ("accounts.register_model", "accounts.manage_models")),
     ("Thresholds", "clinical:thresholds", "accounts.manage_thresholds"),
     ("Audit log", "clinical:audit", "accounts.view_audit"),
     ("API docs", "api-docs", ("accounts.submit_study", "accounts.register_model")),

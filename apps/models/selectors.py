@@ -44,3 +44,40 @@ def model_version_get(*, pk: int) -> ModelVersion | None:
 def model_version_shadow_list() -> list[ModelVersion]:
     """Candidates running in shadow mode beside the active version."""
     return list(ModelVersion.objects.filter(in_shadow=True, is_active=False))
+
+
+def training_run_list():
+    from apps.models.models import TrainingRun
+
+    return TrainingRun.objects.select_related(
+        "dataset_version__dataset", "model_version", "created_by"
+    )
+
+
+def training_run_get(*, pk: int):
+    return training_run_list().filter(pk=pk).first()
+
+
+def training_run_visible(*, run, user) -> bool:
+    """Engineers and admins see every run; a script's token only the runs it made."""
+    if user.has_perm("accounts.register_model") or user.has_perm("accounts.manage_models"):
+        return True
+    return run.created_by_id == user.pk
+
+
+def run_series_after(*, run, after: int = -1, names: list[str] | None = None) -> dict[str, list]:
+    """``{name: [[step, value or None], ...]}`` for steps > ``after`` (live charts)."""
+    out: dict[str, list] = {}
+    qs = run.metrics.filter(step__gt=after).order_by("name", "step")
+    if names:
+        qs = qs.filter(name__in=names)
+    for name, step, value in qs.values_list("name", "step", "value").iterator(chunk_size=5000):
+        out.setdefault(name, []).append([step, value])
+    return out
+
+
+def evaluation_list(*, model_version=None):
+    from apps.models.models import EvaluationRun
+
+    qs = EvaluationRun.objects.select_related("model_version", "dataset_version__dataset")
+    return qs.filter(model_version=model_version) if model_version is not None else qs

@@ -5,7 +5,9 @@
 evidence: the window of steps, the statistic, its value and the threshold it crossed.
 Numpy only. Losses are analysed in log space (relative changes); they are expected to be
 positive (values <= 0 are clipped to 1e-12). "Smoothed" is a centred moving average of
-log(loss) over ``smooth_points`` points.
+log(loss) over ``smooth_points`` points; the initial loss is the geometric mean of the
+first smooth_points // 2 + 1 points (a median over a longer head would already be low on
+a fast-falling run).
 
 Rules (thresholds: :class:`ConvergenceThresholds`):
 
@@ -15,7 +17,8 @@ Rules (thresholds: :class:`ConvergenceThresholds`):
   the lr schedule's business); a grad norm > ``grad_explosion_ratio`` x the median of the
   earlier grad norms (non-finite grad norms are ignored: AMP loss scaling makes them
   routinely); or, once the smoothed loss has fallen by ``reversal_progress``, it climbs
-  back by ``reversal_lost_fraction`` of that fall in log space (a bounded loss, e.g. the
+  back by ``reversal_lost_fraction`` of that fall in log space and by at least
+  ``reversal_noise_sds`` noise sds of the smoothed loss (a bounded loss, e.g. the
   spatial cross-entropy, cannot rise x10: it diverges back to chance level). start_step: the first point of the climb. Every other
   loss detector only reads the steps before the first blow-up.
 - plateau: over the last ``window_fraction`` of the steps the smoothed train loss falls by
@@ -28,8 +31,9 @@ Rules (thresholds: :class:`ConvergenceThresholds`):
   >= ``divergence_min_rise`` with t >= ``divergence_min_t`` while the train loss falls by
   >= ``divergence_min_train_decrease`` over the same steps (error).
 - overfitting: over the last window the train loss still falls by >=
-  ``overfit_min_train_decrease`` while the gap (val - train) / train ends >= ``overfit_min_gap``
-  and has grown by a factor (1 + gap) >= ``overfit_min_gap_growth``; validation is flat or
+  ``overfit_min_train_decrease`` while the gap (val - train) / train (val against the train
+  trend at the val steps, log-linear fit over the window) ends >= ``overfit_min_gap`` and
+  has grown by a factor (1 + gap) >= ``overfit_min_gap_growth``; validation is flat or
   improving slowly. Reported only without val_divergence (the stronger case: val rising).
 - lr_schedule: no warm-up (first lr >= ``lr_start_peak_fraction`` x peak) with a train-loss
   spike >= ``lr_spike_ratio`` x the first loss in the first ``lr_warmup_window_fraction``;
@@ -98,8 +102,6 @@ RECOMMENDATIONS = {
 class ConvergenceThresholds:
     #: points of the centred moving average of log(loss) ("smoothed")
     smooth_points: int = 5
-    #: fraction of the first points (at least 3) whose median is the initial loss
-    initial_fraction: float = 0.05
     #: explosion: a train loss >= this x the running minimum of the smoothed loss
     explosion_ratio: float = 10.0
     #: explosion: the blow-up starts at the first point of the climb above this x that minimum
@@ -115,11 +117,15 @@ class ConvergenceThresholds:
     reversal_progress: float = 0.3
     #: explosion: the smoothed loss climbs back by this share of its fall (log) from the start
     reversal_lost_fraction: float = 0.75
+    #: explosion: ... and by at least this many noise sds of the smoothed loss
+    reversal_noise_sds: float = 12.0
     #: plateau/overfitting: the last fraction of the steps (at least min_window_points points)
     window_fraction: float = 0.3
     min_window_points: int = 10
     #: plateau: the smoothed loss falls by less than this (relative) over the window ...
     plateau_max_decrease: float = 0.1
+    #: plateau: ... or not significantly (slope t statistic above -this)
+    plateau_min_t: float = 4.0
     #: plateau: ... and has fallen by less than this since the start (else: converged)
     plateau_min_total_decrease: float = 0.5
     #: oscillation: windows of this fraction of the points (at least the count)
@@ -127,10 +133,10 @@ class ConvergenceThresholds:
     oscillation_min_points: int = 20
     #: oscillation: points of the moving-average trend of log(loss)
     oscillation_trend_points: int = 11
-    #: oscillation: robust sd (1.4826 MAD) of log(loss) - trend (about relative variability)
+    #: oscillation: robust sd (IQR / 1.349) of log(loss) - trend (about relative variability)
     oscillation_min_variability: float = 0.3
     #: oscillation: share of successive first differences that change sign
-    oscillation_min_sign_changes: float = 0.35
+    oscillation_min_sign_changes: float = 0.25
     #: val_divergence: rise of the log-linear fit since the val minimum, and its t statistic
     divergence_min_rise: float = 0.1
     divergence_min_t: float = 4.0
@@ -143,7 +149,11 @@ class ConvergenceThresholds:
     #: overfitting: (val - train) / train at the end of the window
     overfit_min_gap: float = 0.15
     #: overfitting: (1 + gap_end) / (1 + gap_start) over the window
-    overfit_min_gap_growth: float = 1.25
+    overfit_min_gap_growth: float = 1.2
+    #: overfitting: t statistic of the gap's slope (a noisy train loss fakes a gap otherwise)
+    overfit_min_t: float = 3.0
+    #: overfitting: log growth >= this x the train noise / sqrt(window points) as well
+    overfit_noise_sds: float = 4.0
     #: overfitting: relative fall of the train loss over the window (train still improves)
     overfit_min_train_decrease: float = 0.1
     #: lr: the run starts at the peak when the first lr >= this x the peak lr
@@ -260,8 +270,9 @@ def _smooth(y: np.ndarray, w: int) -> np.ndarray:
     return (c[hi] - c[lo]) / (hi - lo)
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares slope, intercept and the slope's t statistic."""
+def _fit(x: np.ndarray, y: np.ndarray, ar: bool = False) -> tuple[float, float, float]:
+    """Least-squares slope, intercept and the slope's t statistic (ar: its standard error
+    widened for lag-1 autocorrelated residuals, as minibatch losses are)."""
     x = x.astype(float)
     dx = x - x.mean()
     sxx = float((dx * dx).sum())
@@ -271,12 +282,22 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     intercept = float(y.mean() - slope * x.mean())
     resid = y - (intercept + slope * x)
     se = math.sqrt(float((resid**2).sum()) / (len(x) - 2) / sxx)
+    if ar and len(x) > 3 and resid.std() > 0:
+        r1 = min(0.95, max(0.0, float(np.corrcoef(resid[:-1], resid[1:])[0, 1])))
+        se *= math.sqrt((1 + r1) / (1 - r1))
     t = slope / se if se > 0 else math.copysign(math.inf, slope) if slope else 0.0
     return slope, intercept, t
 
 
 def _initial(y: np.ndarray, t: ConvergenceThresholds) -> float:
-    return float(np.median(y[: max(3, math.ceil(t.initial_fraction * len(y)))]))
+    """log of the initial loss: the mean log of the first smooth_points // 2 + 1 points."""
+    return float(np.mean(y[: max(1, t.smooth_points // 2 + 1)]))
+
+
+def _noise(y: np.ndarray, t: ConvergenceThresholds) -> float:
+    """Robust sd (IQR / 1.349) of log(loss) around its moving-average trend."""
+    q1, q3 = np.percentile(y - _smooth(y, t.oscillation_trend_points), [25, 75])
+    return float(q3 - q1) / 1.349
 
 
 def _tail_start(steps: np.ndarray, fraction: float, min_points: int) -> int:
@@ -321,7 +342,11 @@ def _explosion(train: Series | None, grad: Series | None, t: ConvergenceThreshol
                     f"{t.explosion_ratio:g}); the climb starts at step {steps[j]}"))  # fmt: skip
             init = _initial(y, t)
             fall = init - runmin
-            climb = (s - runmin >= t.reversal_lost_fraction * fall) & (idx >= burn)
+            need = np.maximum(
+                t.reversal_lost_fraction * fall,
+                t.reversal_noise_sds * _noise(y, t) / math.sqrt(t.smooth_points),
+            )
+            climb = (s - runmin >= need) & (idx >= burn)
             back = np.flatnonzero(climb & (fall >= -math.log(1 - t.reversal_progress)))
             if back.size:
                 i = int(back[0])
@@ -363,19 +388,19 @@ def _plateau(train: Series, t: ConvergenceThresholds) -> list:
     steps, v = train
     y = _log(v)
     n = len(y)
-    k0 = max(3, math.ceil(t.initial_fraction * n))
+    k0 = max(3, t.smooth_points)
     a = _tail_start(steps, t.window_fraction, t.min_window_points)
     if n < t.min_window_points or a < k0:
         return []
-    s = _smooth(y, t.smooth_points)
-    slope, _, _ = _fit(steps[a:], s[a:])
+    slope, _, tstat = _fit(steps[a:], y[a:], ar=True)
     decrease = 1 - math.exp(slope * (steps[-1] - steps[a]))
     init, level = _initial(y, t), float(np.median(y[a:]))
     total = 1 - math.exp(level - init)
-    if decrease >= t.plateau_max_decrease or total >= t.plateau_min_total_decrease:
+    falling = decrease >= t.plateau_max_decrease and tstat <= -t.plateau_min_t
+    if falling or total >= t.plateau_min_total_decrease:
         return []
     return [_finding("plateau", "warning", steps[a], steps[-1],
-        "relative decrease of the smoothed train loss over the window (log-linear fit)",
+        "relative decrease of the train loss over the window (log-linear fit)",
         decrease, t.plateau_max_decrease, f"the train loss fell by {decrease:.1%} over steps "
         f"{steps[a]}-{steps[-1]} (threshold {t.plateau_max_decrease:.0%}) and sits at "
         f"{math.exp(level):.4g}, {1 - total:.0%} of its initial {math.exp(init):.4g} (a fall of "
@@ -395,7 +420,8 @@ def _oscillation(train: Series, t: ConvergenceThresholds) -> list:
     hits = []
     for a in starts:
         rr = r[a : a + w]
-        var = 1.4826 * float(np.median(np.abs(rr - np.median(rr))))
+        q1, q3 = np.percentile(rr, [25, 75])
+        var = float(q3 - q1) / 1.349
         d = sign[a : a + w - 1]
         d = d[d != 0]
         sc = float(np.mean(d[1:] != d[:-1])) if len(d) > 2 else 0.0
@@ -406,7 +432,7 @@ def _oscillation(train: Series, t: ConvergenceThresholds) -> list:
     a0, a1 = hits[0][0], hits[-1][0] + w - 1
     _, var, sc = max(hits, key=lambda h: h[1])
     return [_finding("oscillation", "warning", steps[a0], steps[a1],
-        "robust sd of log(train loss) around its moving-average trend", var,
+        "robust sd (IQR / 1.349) of log(train loss) around its moving-average trend", var,
         t.oscillation_min_variability, f"the train loss swings by about {var:.0%} around its "
         f"trend over steps {steps[a0]}-{steps[a1]} (threshold {t.oscillation_min_variability:.0%}"
         f"), with {sc:.0%} of its steps reversing direction (threshold "
@@ -446,19 +472,27 @@ def _overfitting(val: Series, train: Series, t: ConvergenceThresholds) -> list:
     (vs, vv), (ts, tv) = val, train
     c1, first = int(min(vs[-1], ts[-1])), int(max(vs[0], ts[0]))
     c0 = c1 - t.window_fraction * (c1 - first)
-    vm = (vs >= c0) & (vs <= c1)
-    if vm.sum() < 3 and (vs <= c1).sum() >= 3:
-        c0 = min(c0, float(vs[vs <= c1][-3]))
-        vm = (vs >= c0) & (vs <= c1)
+    inside = (vs >= first) & (vs <= c1)
+    vm = inside & (vs >= c0)
+    if vm.sum() < 3 and inside.sum() >= 3:
+        c0 = float(vs[inside][-3])
+        vm = inside & (vs >= c0)
     tm = (ts >= c0) & (ts <= c1)
     if vm.sum() < 3 or tm.sum() < t.min_window_points:
         return []
-    tsl, tin, _ = _fit(ts[tm], _log(tv[tm]))
-    vsl, vin, _ = _fit(vs[vm], _log(vv[vm]))
-    g0 = math.exp(vin + vsl * c0 - tin - tsl * c0) - 1
-    g1 = math.exp(vin + vsl * c1 - tin - tsl * c1) - 1
-    growth, fall = (1 + g1) / (1 + g0), 1 - math.exp(tsl * (c1 - c0))
-    if g1 < t.overfit_min_gap or growth < t.overfit_min_gap_growth:
+    # log gap at the val steps against the train trend there, then a linear fit
+    trend = _smooth(_log(tv), t.oscillation_trend_points)
+    gap = _log(vv[vm]) - np.interp(vs[vm], ts, trend)
+    gsl, gin, gap_t = _fit(vs[vm], gap)
+    g0, g1 = math.expm1(gin + gsl * c0), math.expm1(gin + gsl * c1)
+    growth = (1 + g1) / (1 + g0)
+    tsl, _, _ = _fit(ts[tm], _log(tv[tm]))
+    fall = 1 - math.exp(tsl * (c1 - c0))
+    noise = _noise(_log(tv[tm]), t) / math.sqrt(tm.sum())
+    need = max(math.log(t.overfit_min_gap_growth), t.overfit_noise_sds * noise)
+    if g1 < t.overfit_min_gap or math.log(growth) < need:
+        return []
+    if gap_t < t.overfit_min_t:
         return []
     if fall < t.overfit_min_train_decrease:
         return []

@@ -374,9 +374,9 @@ def _recommend(spec, cal, batch, peak, target) -> list[Recommendation]:
     if ckpt_saving > 0 and (act > peak / 2 or (target is not None and peak > target)):
         recs.append(Recommendation(
             "gradient_checkpointing",
-            f"checkpoint the encoder/decoder blocks (torch.utils.checkpoint): measured peak "
-            f"{_mib(cal.checkpointed_peak(batch))} instead of {_mib(peak)}, at the cost of "
-            "recomputing the blocks' forward in backward",
+            f"checkpoint the encoder/decoder blocks (torch.utils.checkpoint): peak "
+            f"{_mib(cal.checkpointed_peak(batch))} instead of {_mib(peak)} (fitted on measured "
+            "checkpointed steps), at the cost of recomputing the blocks' forward in backward",
             ckpt_saving,
         ))  # fmt: skip
     if spec.precision == "fp32":

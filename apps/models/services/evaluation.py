@@ -69,7 +69,7 @@ def _tradeoff(risk: np.ndarray, unsafe: np.ndarray) -> list[dict[str, float]]:
 
 def _metrics(cases: list[dict]) -> dict[str, Any]:
     from mahtqa.cephalometry.landmarks import ABBREVIATIONS
-    from mahtqa.cephalometry.metrics import auroc, case_grade, reliability_table, summarize_errors
+    from mahtqa.cephalometry.metrics import auroc, reliability_table, summarize_errors
 
     errors = np.array([c["errors_mm"] for c in cases], float)
     conf = np.array([c["confidence"] for c in cases], float)
@@ -90,13 +90,10 @@ def _metrics(cases: list[dict]) -> dict[str, Any]:
             }
             for i, n in enumerate(ABBREVIATIONS)
         },
-        "grades": {
-            g: int(sum(1 for e in errors if str(case_grade(e)) == g))
-            for g in {str(case_grade(e)) for e in errors}
-        },
+        "grades": summary["grades"],
         "auroc_gt2mm": _safe(lambda: auroc(1.0 - conf.ravel(), labels)),
         "case_auroc_gt4mm": _safe(lambda: auroc(risk, unsafe)),
-        "reliability": _safe(lambda: reliability_table(conf.ravel(), ~labels), default=[]),
+        "reliability": _safe(lambda: reliability_table(conf.ravel(), errors.ravel()), default=[]),
         "tradeoff": _tradeoff(risk, unsafe),
         "released_pct": round(100 * float(released.mean()), 1),
         "unsafe_release_pct": round(
@@ -278,3 +275,65 @@ def release_gate_check(*, model_version: ModelVersion) -> GateResult:
         regression = round(m.get("mre_mm", 0) - base.metrics.get("mre_mm", 0), 3)
         check("MRE regression mm", regression, gate.max_regression_mm, lambda v, lim: v > lim)
     return GateResult(not failures, failures, ev)
+
+
+def _limit(value: str, field: str) -> float | None:
+    if value in ("", None):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput(
+            "invalid_gate", f"{field} is a number (or empty for no gate).", details={"field": field}
+        ) from None
+    if number < 0:
+        raise InvalidInput(
+            "invalid_gate", f"{field} must not be negative.", details={"field": field}
+        )
+    return number
+
+
+def release_gate_update(
+    *,
+    gate: ReleaseGate,
+    user: Any,
+    enabled: bool,
+    reference: Any,
+    split: str,
+    limits: dict[str, str],
+) -> ReleaseGate:
+    """Admins set the gates (audited). Enabled gates need a reference dataset version."""
+    from apps.clinical.services.audit import audit_record
+
+    if split not in SPLITS:
+        raise InvalidInput(
+            "invalid_split",
+            f"split is one of {', '.join(SPLITS)}.",
+            details={"field": "reference_split"},
+        )
+    values = {f: _limit(v, f) for f, v in limits.items()}
+    if enabled and reference is None:
+        raise InvalidInput(
+            "reference_required",
+            "Choose the reference dataset version the gates are checked on.",
+            details={"field": "reference_dataset_version"},
+        )
+    for field, value in values.items():
+        setattr(gate, field, value)
+    gate.enabled, gate.reference_dataset_version, gate.reference_split = enabled, reference, split
+    gate.updated_by = user
+    gate.save()
+    details = {
+        "enabled": enabled,
+        "reference": getattr(reference, "pk", None),
+        "split": split,
+        **values,
+    }
+    audit_record(
+        actor=user,
+        action="gate_change",
+        target_type="release_gate",
+        target_id=str(gate.pk),
+        details=details,
+    )
+    return gate

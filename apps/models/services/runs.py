@@ -22,6 +22,7 @@ from apps.outbox.services import outbox_enqueue
 DIAGNOSE_TASK = "apps.models.tasks.run_diagnose_task"
 MAX_ROWS = 5000
 NAME_MAX = 64
+NON_FINITE = ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
 def _dataset_version(ref: Any):
@@ -79,6 +80,8 @@ def _rows(run: TrainingRun, rows: list[dict[str, Any]]) -> list[RunMetric]:
                 continue
             if not isinstance(key, str) or not key or len(key) > NAME_MAX:
                 raise InvalidInput("invalid_metrics", f"Metric names are 1-{NAME_MAX} characters.")
+            if isinstance(value, str) and value.lower() in NON_FINITE:
+                value = float(value)  # JSON carries NaN / inf as these strings
             if value is None or isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidInput(
                     "invalid_metrics", f"{key} at step {row['step']} is not a number."
@@ -243,15 +246,28 @@ def run_finish(
 def _register(
     run: TrainingRun, weights_path: str, name: str, version: str, user: Any
 ) -> ModelVersion:
-    from apps.models.services.registry import manifest_read, model_version_register
+    """Register the run's weights. A script's token (no ``register_model``) may only
+    name weights under ``MAHTQA_MODEL_DIR``; the version is registered by the system for
+    the run (its creator is on the run)."""
+    from apps.models.files import weights_path_resolve
+    from apps.models.services.registry import REGISTER_PERMS, manifest_read, model_version_register
 
-    path = Path(weights_path)
+    trusted = user is not None and any(user.has_perm(p) for p in REGISTER_PERMS)
+    path = weights_path_resolve(weights_path)
+    if not trusted:
+        base = Path(settings.MAHTQA_MODEL_DIR).resolve()
+        if not path.resolve().is_relative_to(base) or ".." in Path(weights_path).parts:
+            raise InvalidInput(
+                "weights_outside_model_dir",
+                "Weights must be under the model directory.",
+                details={"field": "weights_path"},
+            )
     manifest = manifest_read(weights_file=path) if path.is_file() else {}
     mv = model_version_register(
         name=name or str(manifest.get("name") or run.name),
         version=version or str(manifest.get("version") or f"run{run.pk}"),
         weights_path=weights_path,
-        registered_by=user if getattr(user, "pk", None) else None,
+        registered_by=user if trusted else None,
     )
     if mv.dataset_version_id is None and run.dataset_version_id:
         ModelVersion.objects.filter(pk=mv.pk).update(dataset_version_id=run.dataset_version_id)
