@@ -9,7 +9,7 @@ import tests.factories as factories
 
 pytestmark = pytest.mark.django_db
 
-OURS = ("accounts", "clinical", "issues", "models", "monitoring", "outbox")
+OURS = ("accounts", "clinical", "datasets", "issues", "models", "monitoring", "outbox")
 
 
 def _factories() -> dict:

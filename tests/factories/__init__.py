@@ -23,9 +23,21 @@ from tests.factories.clinical import (
     ReviewFactory,
     ReviewTaskFactory,
     RoutingPolicyFactory,
+    ShadowPredictionFactory,
     SiteFactory,
     StudyFactory,
     landmark_rows,
+)
+from tests.factories.datasets import (
+    DatasetFactory,
+    DatasetFileFactory,
+    DatasetImageFactory,
+    DatasetVersionFactory,
+    FindingFactory,
+    ImageCheckFactory,
+    ProfileRunFactory,
+    SuspectAnnotationFactory,
+    ValidationRunFactory,
 )
 from tests.factories.issues import (
     FingerprintFactory,
@@ -37,11 +49,34 @@ from tests.factories.issues import (
     OccurrenceFactory,
     ReproductionStepFactory,
 )
-from tests.factories.models import ModelVersionFactory
+from tests.factories.models import (
+    EvaluationRunFactory,
+    ModelVersionFactory,
+    ReleaseGateFactory,
+    RunFindingFactory,
+    RunMetricFactory,
+    TrainingRunFactory,
+)
 from tests.factories.monitoring import HeartbeatFactory, ReadinessCheckFactory
 from tests.factories.outbox import OutboxMessageFactory
 
 __all__ = [
+    "DatasetFactory",
+    "DatasetFileFactory",
+    "DatasetImageFactory",
+    "DatasetVersionFactory",
+    "FindingFactory",
+    "ImageCheckFactory",
+    "ProfileRunFactory",
+    "SuspectAnnotationFactory",
+    "ValidationRunFactory",
+    "EvaluationRunFactory",
+    "ReleaseGateFactory",
+    "RunFindingFactory",
+    "RunMetricFactory",
+    "TrainingRunFactory",
+    "ShadowPredictionFactory",
+
     "OutboxMessageFactory", "PhiDigestFactory", "SecurityEventFactory",
     "NAMES", "PASSWORD", "POINTS", "SPACING",
     "ApiClientFactory", "ApiTokenFactory", "AuditEventFactory", "CaseEventFactory",

@@ -249,3 +249,13 @@ class PhiDigestFactory(factory.django.DjangoModelFactory):
         model = PhiDigest
 
     digest = factory.Sequence(lambda n: f"{n:064x}")
+
+
+class ShadowPredictionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "clinical.ShadowPrediction"
+
+    study = factory.SubFactory(StudyFactory)
+    model_version = factory.SubFactory("tests.factories.models.ModelVersionFactory")
+    landmarks = factory.LazyFunction(list)
+    ood_score = 0.1

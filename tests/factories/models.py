@@ -29,3 +29,47 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
         lambda o: sha256_file(Path(o.weights_file)) if o.weights_file else "0" * 64
     )
     manifest = factory.LazyFunction(dict)
+
+
+class TrainingRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "models.TrainingRun"
+
+    name = factory.Sequence(lambda n: f"run {n}")
+
+
+class RunMetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "models.RunMetric"
+
+    run = factory.SubFactory(TrainingRunFactory)
+    step = factory.Sequence(lambda n: n)
+    name = "train_loss"
+    value = 1.0
+
+
+class RunFindingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "models.RunFinding"
+
+    run = factory.SubFactory(TrainingRunFactory)
+    code = "plateau"
+    severity = "warning"
+    start_step = 10
+    end_step = 50
+    statistic = "relative decrease"
+    message = "The loss stopped falling."
+
+
+class EvaluationRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "models.EvaluationRun"
+
+    model_version = factory.SubFactory(ModelVersionFactory)
+    dataset_version = factory.SubFactory("tests.factories.datasets.DatasetVersionFactory")
+    split = "test"
+
+
+class ReleaseGateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "models.ReleaseGate"
