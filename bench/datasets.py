@@ -385,7 +385,7 @@ def main() -> None:
     bare_decode(root, files[:50], 1)  # warm-up: imports, first decode
     runs, rows, ok = [], [], True
     print("\n| workers | round | first | bare s | validation s | dataset-wide s | "
-          "ratio | peak RSS growth MB |\n| --- | --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
+          "ratio | peak RSS growth MB | load 1 min |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")  # fmt: skip
     for w in workers:
         bare, full = [], []
         for r in range(a.rounds):
@@ -398,7 +398,7 @@ def main() -> None:
                     runs.append(full[-1]["run"])
             print(f"| {w} | {r + 1} | {order[0]} | {bare[-1]:.1f} | {full[-1]['s']:.1f} | "
                   f"{full[-1]['finish_s']:.1f} | {full[-1]['s'] / bare[-1]:.2f} | "
-                  f"{full[-1]['rss_mb']:.0f} |", flush=True)  # fmt: skip
+                  f"{full[-1]['rss_mb']:.0f} | {os.getloadavg()[0]:.1f} |", flush=True)  # fmt: skip
         rows.append((w, statistics.median(bare), full))
 
     print(f"\nMedians of {a.rounds} rounds, {n} images ({full[-1]['findings']} findings per run, "

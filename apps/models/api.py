@@ -75,7 +75,7 @@ class RunListApi(APIView):
     def get_permissions(self):
         return [api_perm(WRITE if self.request.method == "POST" else READ)()]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: dict}, operation_id="v1_runs_list")
     def get(self, request: Request) -> Response:
         return Response(
             [run_payload(r, findings=False) for r in selectors.training_run_list()[:200]]
@@ -135,8 +135,8 @@ class RunFinishApi(APIView):
     permission_classes = [api_perm(WRITE)]
 
     class FinishInputSerializer(serializers.Serializer):
-        status = serializers.ChoiceField(
-            choices=["finished", "failed", "aborted"], default="finished"
+        status = serializers.CharField(
+            max_length=10, default="finished", help_text="finished, failed or aborted"
         )
         weights_path = serializers.CharField(
             max_length=500, required=False, allow_blank=True, default=""

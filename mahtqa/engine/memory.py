@@ -3,15 +3,13 @@
     from mahtqa.engine.memory import analyze_memory
     report = analyze_memory(network="coarse", size="small", batch_size=8, target_bytes=2**30)
 
-Parameters, gradients and optimiser state follow from the parameter count (Adam and
-AdamW keep two state tensors per parameter, SGD with momentum one). Activations are
-measured: a real training step runs with ``torch.autograd.graph.saved_tensors_hooks``
-that count the unique storages autograd saves for backward (parameters and the batch
-excluded, they are counted apart), at two small batch sizes, giving a per-sample slope
-and a constant. The same two steps run under a peak meter; what the measured peak holds
-beyond parameters + gradients + optimiser state + activations + batch is the
-*workspace* (backward's transient gradient buffers, kernel scratch), fitted the same
-way. Everything is then extrapolated linearly in the batch size.
+Parameters, gradients and optimiser state follow from the parameter count (Adam/AdamW:
+two state tensors per parameter, SGD with momentum: one). Activations are measured: two
+real training steps (batch sizes ``CALIBRATION``) run under ``saved_tensors_hooks`` that
+count the unique storages autograd saves for backward (parameters and batch excluded),
+giving a per-sample slope and a constant; the same steps run under a peak meter, and
+what the peak holds beyond those parts is the *workspace* (backward's transient
+gradients, kernel scratch), fitted the same way. All is linear in the batch size.
 
 Peak meter: on CUDA ``torch.cuda.reset_peak_memory_stats`` / ``max_memory_allocated``.
 The CPU allocator keeps no peak statistics in torch 2.13 (``torch.cpu`` has no memory
@@ -32,6 +30,7 @@ import contextlib
 import functools
 import gc
 import math
+from collections import namedtuple
 from dataclasses import asdict, dataclass
 
 import torch
@@ -96,20 +95,12 @@ class MemoryReport:
         return data
 
 
-@dataclass(frozen=True)
-class _Spec:
-    network: str
-    size: str
-    input_hw: tuple[int, int]
-    optimizer: str
-    precision: str
-    device: str
-    arch: str
-    loss: str
+_Spec = namedtuple("_Spec", "network size input_hw optimizer precision device arch loss")
 
-    def config(self):
-        make = coarse_config if self.network == "coarse" else fine_config
-        return make(self.arch, self.loss, self.size)
+
+def _config(spec: _Spec):
+    make = coarse_config if spec.network == "coarse" else fine_config
+    return make(spec.arch, spec.loss, spec.size)
 
 
 @dataclass(frozen=True)
@@ -120,68 +111,55 @@ class _Linear:
     def __call__(self, batch: int) -> int:
         return round(self.const + self.slope * batch)
 
-    @classmethod
-    def through(cls, b1: int, v1: float, b2: int, v2: float) -> _Linear:
-        slope = (v2 - v1) / (b2 - b1)
-        return cls(v1 - slope * b1, slope)
+
+def _through(b1: int, v1: float, b2: int, v2: float) -> _Linear:
+    slope = (v2 - v1) / (b2 - b1)
+    return _Linear(v1 - slope * b1, slope)
 
 
 def _spec(network, size, input_hw, optimizer, precision, device, arch="mahtnet", loss="ce"):
-    if network not in NETWORKS:
-        raise ValueError(f"network must be one of {NETWORKS}, not {network!r}")
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)}, not {size!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, not {optimizer!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, not {precision!r}")
-    if arch not in ("mahtnet", "unet") or loss not in ("mse", "ce"):
-        raise ValueError(f"arch must be mahtnet|unet and loss mse|ce, not {arch!r}/{loss!r}")
+    for name, value, choices in (
+        ("network", network, NETWORKS), ("size", size, tuple(SIZES)),
+        ("optimizer", optimizer, tuple(OPTIMIZERS)), ("precision", precision, tuple(PRECISIONS)),
+        ("arch", arch, ("mahtnet", "unet")), ("loss", loss, ("mse", "ce")),
+    ):  # fmt: skip
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {choices}, not {value!r}")
     hw = DEFAULT_HW[network] if input_hw is None else tuple(input_hw)
-    if len(hw) != 2 or not all(isinstance(v, int) and v >= 16 for v in hw):
-        raise ValueError(f"input_hw must be two integers >= 16, not {input_hw!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a torch device") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu or cuda, not {device!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available")
-    return _Spec(network, size, hw, optimizer, precision, str(dev), arch, loss)
+    least = 2 ** len(SIZES[size][network][0])  # the bottom level keeps >= 2x2 pixels
+    if len(hw) != 2 or not all(isinstance(v, int) and v >= least for v in hw):
+        raise ValueError(
+            f"input_hw for {network} must be two integers >= {least}, not {input_hw!r}"
+        )
+    kind = device.partition(":")[0] if isinstance(device, str) else None
+    if kind not in ("cpu", "cuda") or (kind == "cuda" and not torch.cuda.is_available()):
+        raise ValueError(f"device must be 'cpu' or an available 'cuda[:N]', not {device!r}")
+    return _Spec(network, size, hw, optimizer, precision, str(torch.device(device)), arch, loss)
 
 
-def _check_batch(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
-class _PeakMeter:
-    """Peak bytes allocated inside the ``with`` block, counted from its start."""
+@contextlib.contextmanager
+def _peak_meter(device: torch.device):
+    """Yields a one-item list that holds, on exit, the peak bytes allocated inside the
+    block counted from its start."""
+    peak = [0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        yield peak
+        torch.cuda.synchronize(device)
+        peak[0] = torch.cuda.max_memory_allocated(device) - base
+        return
+    from torch.profiler import ProfilerActivity, profile
 
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak = 0
-
-    def __enter__(self) -> _PeakMeter:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            from torch.profiler import ProfilerActivity, profile
-
-            self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-            self._prof.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
-            return
-        self._prof.__exit__(*exc)
-        self.peak = _cpu_peak(self._prof.profiler.kineto_results.experimental_event_tree())
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        yield peak
+    peak[0] = _cpu_peak(prof.profiler.kineto_results.experimental_event_tree())
 
 
 def _cpu_peak(roots) -> int:
@@ -273,8 +251,8 @@ def _probe(spec: _Spec, batch: int, *, count_saved: bool = False, ckpt: bool = F
     if device.type == "cuda":
         torch.cuda.empty_cache()
     forked = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=forked), _PeakMeter(device) as meter:
-        model = build_model(spec.config()).to(device).train()
+    with torch.random.fork_rng(devices=forked), _peak_meter(device) as peak:
+        model = build_model(_config(spec)).to(device).train()
         if ckpt:
             _checkpoint_blocks(model)
         opt = _optimizer(spec.optimizer, model.parameters())
@@ -283,24 +261,17 @@ def _probe(spec: _Spec, batch: int, *, count_saved: bool = False, ckpt: bool = F
         saved = _SavedBytes([*model.parameters(), x, y]) if count_saved else None
         _train_step(spec, model, opt, x, y, saved)
         del model, opt, x, y
-    return meter.peak, (saved.total if saved else None)
+    return peak[0], (saved.total if saved else None)
 
 
 def measure_peak(
-    *,
-    network: str = "coarse",
-    size: str = "base",
-    input_hw: tuple[int, int] | None = None,
-    batch_size: int,
-    optimizer: str = "adamw",
-    precision: str = "fp32",
-    device: str = "cpu",
-    arch: str = "mahtnet",
-    loss: str = "ce",
-) -> int:
+    *, network: str = "coarse", size: str = "base", input_hw: tuple[int, int] | None = None,
+    batch_size: int, optimizer: str = "adamw", precision: str = "fp32", device: str = "cpu",
+    arch: str = "mahtnet", loss: str = "ce",
+) -> int:  # fmt: skip
     """Peak bytes allocated by a real forward + backward + optimiser step (steady state:
     the optimiser state exists), including the model, its gradients and the batch."""
-    _check_batch(batch_size)
+    _check_positive("batch_size", batch_size)
     spec = _spec(network, size, input_hw, optimizer, precision, device, arch, loss)
     return _probe(spec, batch_size)[0]
 
@@ -315,17 +286,14 @@ class _Calibration:
     workspace: _Linear
     checkpointed_peak: _Linear
 
-    def static(self) -> int:
-        return self.parameters + self.gradients + self.optimizer_state
-
     def peak(self, batch: int) -> int:
         parts = self.activations(batch) + self.batch_per_sample * batch + self.workspace(batch)
-        return self.static() + parts
+        return self.parameters + self.gradients + self.optimizer_state + parts
 
 
 @functools.lru_cache(maxsize=32)
 def _calibrate(spec: _Spec) -> _Calibration:
-    model = build_model(spec.config())
+    model = build_model(_config(spec))
     params = list(model.parameters())
     param_bytes = sum(p.numel() * p.element_size() for p in params)
     grad_bytes = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
@@ -344,9 +312,9 @@ def _calibrate(spec: _Spec) -> _Calibration:
         gradients=grad_bytes,
         optimizer_state=opt_bytes,
         batch_per_sample=per_sample,
-        activations=_Linear.through(b1, a1, b2, a2),
-        workspace=_Linear.through(b1, w1, b2, w2),
-        checkpointed_peak=_Linear.through(b1, c1, b2, c2),
+        activations=_through(b1, a1, b2, a2),
+        workspace=_through(b1, w1, b2, w2),
+        checkpointed_peak=_through(b1, c1, b2, c2),
     )
 
 
@@ -368,91 +336,55 @@ def _mib(n: float) -> str:
 
 
 def _recommend(spec, cal, batch, peak, target) -> list[Recommendation]:
-    recs = []
-    act = cal.activations(batch) + cal.workspace(batch)
-    ckpt_saving = peak - cal.checkpointed_peak(batch)
-    if ckpt_saving > 0 and (act > peak / 2 or (target is not None and peak > target)):
-        recs.append(Recommendation(
-            "gradient_checkpointing",
-            f"checkpoint the encoder/decoder blocks (torch.utils.checkpoint): peak "
-            f"{_mib(cal.checkpointed_peak(batch))} instead of {_mib(peak)} (fitted on measured "
-            "checkpointed steps), at the cost of recomputing the blocks' forward in backward",
-            ckpt_saving,
-        ))  # fmt: skip
+    over = target is not None and peak > target
+    recs, ckpt = [], cal.checkpointed_peak(batch)
+    if peak > ckpt and (cal.activations(batch) + cal.workspace(batch) > peak / 2 or over):
+        recs.append(Recommendation("gradient_checkpointing",
+            f"checkpoint the encoder/decoder blocks (torch.utils.checkpoint): peak {_mib(ckpt)} "
+            f"instead of {_mib(peak)} (fitted on measured checkpointed steps), at the cost of "
+            "recomputing the blocks' forward in backward", peak - ckpt))  # fmt: skip
     if spec.precision == "fp32":
         halved = (cal.activations(batch) + cal.batch_per_sample * batch) // 2
-        recs.append(Recommendation(
-            "mixed_precision",
-            f"train under bf16 autocast: activations and batch roughly halved, about "
-            f"{_mib(halved)} less",
-            halved,
-        ))  # fmt: skip
-    if target is not None and peak > target:
-        fit = _max_batch(cal, target)
-        if fit is None:
-            recs.append(Recommendation(
-                "no_batch_fits",
-                f"even batch 1 needs {_mib(cal.peak(1))} > target {_mib(target)}: reduce the "
-                "input size or the network size, or checkpoint and use mixed precision",
-                peak - cal.peak(1),
-            ))  # fmt: skip
-        else:
-            recs.append(Recommendation(
-                "smaller_batch",
-                f"batch {fit} is the largest that fits {_mib(target)} (predicted peak "
-                f"{_mib(cal.peak(fit))}); keep the effective batch with {math.ceil(batch / fit)}"
-                " gradient-accumulation steps",
-                peak - cal.peak(fit),
-                batch_size=fit,
-            ))  # fmt: skip
+        recs.append(Recommendation("mixed_precision", "train under bf16 autocast: activations "
+            f"and batch roughly halved, about {_mib(halved)} less", halved))  # fmt: skip
+    fit = _max_batch(cal, target) if over else None
+    if over and fit is None:
+        recs.append(Recommendation("no_batch_fits",
+            f"even batch 1 needs {_mib(cal.peak(1))} > target {_mib(target)}: reduce the input "
+            "or network size, checkpoint, use mixed precision", peak - cal.peak(1)))  # fmt: skip
+    elif over:
+        recs.append(Recommendation("smaller_batch",
+            f"batch {fit} is the largest that fits {_mib(target)} (predicted peak "
+            f"{_mib(cal.peak(fit))}); keep the effective batch with {math.ceil(batch / fit)} "
+            "gradient-accumulation steps", peak - cal.peak(fit), batch_size=fit))  # fmt: skip
     return recs
 
 
 def analyze_memory(
-    *,
-    network: str = "coarse",
-    size: str = "base",
-    input_hw: tuple[int, int] | None = None,
-    batch_size: int,
-    optimizer: str = "adamw",
-    precision: str = "fp32",
-    device: str = "cpu",
-    target_bytes: int | None = None,
-    measure: bool = False,
-    arch: str = "mahtnet",
+    *, network: str = "coarse", size: str = "base", input_hw: tuple[int, int] | None = None,
+    batch_size: int, optimizer: str = "adamw", precision: str = "fp32", device: str = "cpu",
+    target_bytes: int | None = None, measure: bool = False, arch: str = "mahtnet",
     loss: str = "ce",
-) -> MemoryReport:
+) -> MemoryReport:  # fmt: skip
     """Predicted training-step peak of an engine network and its breakdown; see the
     module docstring. ``measure=True`` also runs the step at ``batch_size`` for real."""
-    _check_batch(batch_size)
+    _check_positive("batch_size", batch_size)
     spec = _spec(network, size, input_hw, optimizer, precision, device, arch, loss)
-    if target_bytes is not None and (
-        isinstance(target_bytes, bool) or not isinstance(target_bytes, int) or target_bytes <= 0
-    ):
-        raise ValueError(f"target_bytes must be a positive integer, not {target_bytes!r}")
+    if target_bytes is not None:
+        _check_positive("target_bytes", target_bytes)
     cal = _calibrate(spec)
     peak = cal.peak(batch_size)
+    b = batch_size
     breakdown = MemoryBreakdown(
-        parameters=cal.parameters,
-        gradients=cal.gradients,
-        optimizer_state=cal.optimizer_state,
-        activations=cal.activations(batch_size),
-        batch=cal.batch_per_sample * batch_size,
-        workspace=cal.workspace(batch_size),
-        peak_predicted=peak,
-    )
+        cal.parameters, cal.gradients, cal.optimizer_state, cal.activations(b),
+        cal.batch_per_sample * b, cal.workspace(b), peak,
+    )  # fmt: skip
     return MemoryReport(
-        config=spec.config().as_dict(),
-        input_hw=spec.input_hw,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        precision=precision,
-        device=spec.device,
-        breakdown=breakdown,
-        per_batch={b: cal.peak(b) for b in BATCHES},
-        target_bytes=target_bytes,
+        config=_config(spec).as_dict(), input_hw=spec.input_hw, batch_size=b,
+        optimizer=optimizer, precision=precision, device=spec.device, breakdown=breakdown,
+        per_batch={n: cal.peak(n) for n in BATCHES}, target_bytes=target_bytes,
         fits=None if target_bytes is None else peak <= target_bytes,
         max_batch_that_fits=None if target_bytes is None else _max_batch(cal, target_bytes),
-        recommendations=tuple(_recommend(spec, cal, batch_size, peak, target_bytes)),
-        measured_peak=_probe(spec, batch_size)[0] if measure else None,
-    )
+        recommendations=tuple(_recommend(spec, cal, b, peak, target_bytes)),
+        measured_peak=_probe(spec, b)[0] if measure else None,
+    )  # fmt: skip

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 
 from mahtqa.cephalometry.isbi import data_path
 from mahtqa.engine.data import Augmenter, Sample, all_case_ids, load_samples, make_split
+from mahtqa.engine.gradients import GradientMonitor
 from mahtqa.engine.heatmaps import as_heatmap, decode, gaussian_targets
 from mahtqa.engine.model import NetConfig, build_model, count_parameters
 from mahtqa.engine.preprocess import COARSE_SCALE, coarse_input, crop_at
@@ -133,6 +135,23 @@ def coarse_eval(model, samples: list[Sample]) -> float:
     return float(np.mean(errs))
 
 
+@torch.no_grad()
+def coarse_val_metrics(model, samples: list[Sample], loss: str) -> dict[str, float]:
+    """``coarse_eval``'s mean radial error ("val_mre", canonical pixels) and the training
+    loss on the unaugmented samples ("val_loss")."""
+    model.eval()
+    errs, losses = [], []
+    for s in samples:
+        x = torch.from_numpy(coarse_input(s.canonical))[None, None]
+        out = model(x)
+        target = gaussian_targets(s.points * COARSE_SCALE, *x.shape[-2:], COARSE_SIGMA)
+        losses.append(heatmap_loss(out, torch.from_numpy(target)[None], loss).item())
+        pts, _ = decode(as_heatmap(out, model.config), radius=2)
+        errs.append(np.linalg.norm(pts[0].numpy() / COARSE_SCALE - s.points, axis=1))
+    model.train()
+    return {"val_mre": float(np.mean(errs)), "val_loss": float(np.mean(losses))}
+
+
 def train_stage(
     *,
     stage: str,
@@ -145,7 +164,13 @@ def train_stage(
     loss: str = "mse",
     size: str = "base",
     recipe: str = "v1",
+    on_step: Callable[[int, dict], None] | None = None,
+    grad_monitor_every: int = 0,
 ) -> Path:
+    """Train one stage. ``on_step(step, metrics)`` runs after every optimiser step with
+    "train_loss" and "lr", "grad_norm" on the gradient monitor's sampled steps
+    (``grad_monitor_every`` > 0; its findings are logged at the end), and "val_loss" and
+    "val_mre" where the stage validates (coarse, with ``val``, every 100 steps and last)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     make = coarse_config if stage == "coarse" else fine_config
@@ -156,20 +181,31 @@ def train_stage(
     r = RECIPES[recipe]
     aug = Augmenter(rng, **r[stage], robust=r["robust"])
     log.info("%s/%s: %d parameters, %d steps", stage, arch, count_parameters(model), steps)
+    monitor = GradientMonitor(model, every=grad_monitor_every) if grad_monitor_every > 0 else None
     started = time.time()
     running = None
     for step in range(steps):
+        lr = _cosine_lr(step, steps, 2e-3)
         for group in opt.param_groups:
-            group["lr"] = _cosine_lr(step, steps, 2e-3)
+            group["lr"] = lr
         x, y = coarse_batch(samples, aug, 4) if stage == "coarse" else fine_batch(samples, aug, 2)
         value = heatmap_loss(model(x), y, loss)
         opt.zero_grad()
         value.backward()
+        sampled = monitor.after_backward(step) if monitor else None
         opt.step()
+        if monitor:
+            monitor.after_step(step)
         running = value.item() if running is None else 0.98 * running + 0.02 * value.item()
+        metrics = {"train_loss": value.item(), "lr": lr} if on_step else {}
+        if sampled:
+            metrics["grad_norm"] = sampled["grad_norm"]
         if (step + 1) % 100 == 0 or step + 1 == steps:
             msg = f"{stage} step {step + 1}/{steps} loss {running:.5f} {time.time() - started:.0f}s"
-            if stage == "coarse" and val:
+            if stage == "coarse" and val and on_step:
+                metrics.update(coarse_val_metrics(model, val, loss))
+                msg += f" val MRE {metrics['val_mre']:.2f} canon px"
+            elif stage == "coarse" and val:
                 msg += f" val MRE {coarse_eval(model, val):.2f} canon px"
             log.info(msg)
             print(msg, flush=True)
@@ -177,7 +213,20 @@ def train_stage(
             torch.save(
                 {"config": config.as_dict(), "state": model.state_dict(), "step": step + 1}, path
             )
+        if on_step:
+            on_step(step, metrics)
+    if monitor:
+        _log_findings(stage, monitor)
     return out / f"{stage}-{arch}.pt"
+
+
+def _log_findings(stage: str, monitor: GradientMonitor) -> None:
+    groups = monitor.summary()
+    log.info("%s: gradient monitor, %d sampled steps, %d findings", stage,
+             len(monitor.history), len(monitor.findings))  # fmt: skip
+    for g in groups:
+        log.warning("%s: %s in %s on %d sampled step(s) from step %d: %s", stage, g["code"],
+                    g["layer"], g["count"], g["first_step"], g["message"])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -200,6 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", type=Path, default=None, help="write the bundled model here")
     parser.add_argument("--name", default="mahtnet")
     parser.add_argument("--version", default="1.0.0")
+    parser.add_argument(
+        "--grad-monitor-every", type=int, default=0, metavar="N",
+        help="sample gradient health every N steps (0: off)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -240,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
             loss=args.loss,
             size=args.size,
             recipe=args.recipe,
+            grad_monitor_every=args.grad_monitor_every,
         )
 
 
