@@ -142,7 +142,7 @@ def make_history(kind: str, *, seed: int, steps: int = 300) -> tuple[dict[str, P
         elif variant == 1:  # a wave of 2.5-7 points with jittered phase
             phase = np.cumsum(2 * np.pi / g.u(2.5, 7.0) + rng.normal(0, 0.3, n))
             wave = np.sin(phase)
-        else:  # square wave of 2-3 points per half period
+        else:  # square wave of 1-3 points per half period
             half = int(rng.integers(1, 4))
             wave = np.where((np.arange(n) // half) % 2 == 0, 1.0, -1.0)
         mult = np.exp(amp * env * wave)

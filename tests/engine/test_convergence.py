@@ -256,7 +256,7 @@ def test_real_training_with_a_100x_learning_rate_explodes_within_50_steps():
         loss.backward()
         grads = [p.grad.detach().pow(2).sum() for p in model.parameters() if p.grad is not None]
         series["grad_norm"].append((step, float(torch.stack(grads).sum().sqrt())))
-        series["train_loss"].append((step, float(loss)))
+        series["train_loss"].append((step, loss.item()))
         series["lr"].append((step, lr))
         opt.step()
     report = analyze_history(series=series)
