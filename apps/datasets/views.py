@@ -23,6 +23,7 @@ from apps.datasets.choices import SuspectStatus
 from apps.datasets.presenters import report_context, run_export_rows
 from apps.datasets.services.images import image_png, image_thumbnail
 from apps.models.selectors import model_version_active
+from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 
 PERMS = ("accounts.register_model", "accounts.manage_models")
 
@@ -154,8 +155,7 @@ def image_view(request: HttpRequest, pk: int, key: str) -> HttpResponse:
             "annotator": a,
             "n": n,
             "points": [
-                {"name": name, "xy": p}
-                for name, p in zip(("S", "N", "A", "B", "Pog", "Me", "Gn"), pts, strict=False)
+                {"name": name, "xy": p} for name, p in zip(ABBREVIATIONS, pts, strict=False)
             ],
         }
         for n, (a, pts) in enumerate(sorted(image.annotations.items()))

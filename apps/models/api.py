@@ -41,20 +41,7 @@ def run_payload(run: TrainingRun, *, findings: bool = True) -> dict[str, Any]:
         "issue": run.issue_id,
     }
     if findings:
-        out["findings"] = [
-            {
-                "code": f.code,
-                "severity": f.severity,
-                "start_step": f.start_step,
-                "end_step": f.end_step,
-                "statistic": f.statistic,
-                "value": f.value,
-                "threshold": f.threshold,
-                "message": f.message,
-                "recommendations": f.recommendations,
-            }
-            for f in run.findings.all()
-        ]
+        out["findings"] = selectors.run_finding_rows(run=run)
     return out
 
 

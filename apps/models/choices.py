@@ -8,12 +8,6 @@ class RunStatus(models.TextChoices):
     ABORTED = "aborted", "Aborted"
 
 
-class RunSource(models.TextChoices):
-    CLIENT = "client", "Reporting client"
-    IMPORT = "import", "Imported log"
-    API = "api", "API"
-
-
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -65,6 +65,16 @@ def training_run_visible(*, run, user) -> bool:
     return run.created_by_id == user.pk
 
 
+def run_finding_rows(*, run) -> list[dict]:
+    """A run's findings as the API and ``run_diagnose --json`` give them."""
+    return [
+        {"code": f.code, "severity": f.severity, "start_step": f.start_step, "end_step": f.end_step,
+         "statistic": f.statistic, "value": f.value, "threshold": f.threshold, "message": f.message,
+         "recommendations": f.recommendations}
+        for f in run.findings.all()
+    ]  # fmt: skip
+
+
 def run_series_after(*, run, after: int = -1, names: list[str] | None = None) -> dict[str, list]:
     """``{name: [[step, value or None], ...]}`` for steps > ``after`` (live charts)."""
     out: dict[str, list] = {}

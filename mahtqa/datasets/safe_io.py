@@ -84,6 +84,19 @@ def resolve_under_roots(path: str, *, roots: Sequence[Path]) -> Path:
     return Path(real)
 
 
+def resolve_entry_under_roots(path: str, *, roots: Sequence[Path], folders: bool = False) -> Path:
+    """A file (or, with ``folders``, a file or folder) under one of the roots: its folder
+    goes through :func:`resolve_under_roots`, the last name must be a plain entry there
+    (not a symlink, not ``..``). ``path_not_found`` otherwise."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    folder = resolve_under_roots(parent or ".", roots=roots)
+    target = folder / name if name else folder
+    ok = target.is_file() or (folders and target.is_dir())
+    if name in ("..", ".") or target.is_symlink() or not ok:
+        raise UnsafeInput("path_not_found", "No such entry under the configured roots.")
+    return target
+
+
 def iter_files_under(root: Path, *, max_files: int) -> Iterator[Path]:
     """Regular files under ``root``, depth first, sorted by name per directory, one
     listing held per level. Hidden names and symlinks leaving ``root`` are skipped; a

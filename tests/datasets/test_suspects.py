@@ -78,7 +78,6 @@ def test_agreement_with_this_annotator_is_not_suspect():
     pts = np.array([[100.0 + 10 * i, 100.0] for i in range(7)])
     other = pts + [10.0, 0]  # 3 mm away
     image = Annotated(key="x", annotations={"a": pts, "b": other}, spacing=(0.3, 0.3))
-    assert find_suspects(images=[image], predictions={"x": pts + 0.5}) != []  # b is suspect
     found = find_suspects(images=[image], predictions={"x": pts + 0.5})
     assert {s.annotator for s in found} == {"b"}
     assert (

@@ -71,7 +71,7 @@ def test_a_csv_log_imports_as_a_run_with_its_findings(tmp_path):
         run = run_import(name="lightning", path="metrics.csv")
     assert (run.status, run.source, run.last_step) == ("finished", "import", 299)
     assert run.metrics.filter(name="val_loss").count() == 30
-    assert "val_divergence" in set(run.findings.values_list("code", flat=True)) | {"overfitting"}
+    assert "val_divergence" in set(run.findings.values_list("code", flat=True))
 
 
 @pytest.fixture
@@ -174,3 +174,25 @@ def test_finishing_registers_the_weights_and_scripts_stay_in_the_model_dir(
     assert (
         run_finish(run=done, user=engineer).model_version_id == done.model_version_id
     )  # idempotent
+
+
+@pytest.mark.django_db
+def test_the_runs_page_overlays_the_ticked_runs(client, engineer):
+    from django.urls import reverse
+
+    from apps.models.services.runs import run_create, run_log_metrics
+
+    runs = [run_create(name=f"overlay {i}", user=engineer) for i in range(3)]
+    for r in runs:
+        run_log_metrics(
+            run=r, rows=[{"step": s, "train_loss": 1.0 / (s + 1)} for s in range(5)], diagnose=False
+        )
+    client.force_login(engineer)
+    page = client.get(
+        reverse("models:run_compare"), {"pick": [runs[0].pk, runs[2].pk], "metric": "train_loss"}
+    )
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f"{runs[0].pk} overlay 0" in html
+    assert f"{runs[2].pk} overlay 2" in html
+    assert "overlay 1" not in html

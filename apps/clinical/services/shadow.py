@@ -96,15 +96,20 @@ def _distances(active: list[dict], shadow: list[dict]) -> list[float | None]:
 def shadow_comparison(*, model_version: Any, limit: int = 20) -> dict[str, Any]:
     """Agreement per landmark (mm), routing differences and the cases where the
     candidate and the active model disagree most (de-identified ids only)."""
-    shadows = ShadowPrediction.objects.filter(model_version=model_version).select_related("study")
+    shadows = list(
+        ShadowPrediction.objects.filter(model_version=model_version).select_related("study")
+    )
+    latest = (
+        Prediction.objects.filter(study_id__in=[s.study_id for s in shadows])
+        .exclude(model_version=model_version)
+        .order_by("study_id", "-created_at")
+    )
+    active_of: dict[int, Prediction] = {}
+    for p in latest:  # one query: the newest active prediction of each study
+        active_of.setdefault(p.study_id, p)
     rows = []
-    for s in shadows.iterator(chunk_size=500):
-        active = (
-            Prediction.objects.filter(study_id=s.study_id)
-            .exclude(model_version=model_version)
-            .order_by("-created_at")
-            .first()
-        )
+    for s in shadows:
+        active = active_of.get(s.study_id)
         if active is None:
             continue
         d = _distances(active.landmarks, s.landmarks)
@@ -118,9 +123,7 @@ def shadow_comparison(*, model_version: Any, limit: int = 20) -> dict[str, Any]:
                 "max_mm": max((x for x in d if x is not None), default=None),
             }
         )
-    names = [
-        lm.get("abbreviation") for lm in (shadows.first().landmarks if shadows.exists() else [])
-    ]
+    names = [lm.get("abbreviation") for lm in (shadows[0].landmarks if shadows else [])]
     per_landmark = {}
     for i, name in enumerate(names):
         values = [

@@ -19,10 +19,10 @@ from django.db.models import Max
 from apps.core.errors import InvalidInput, PayloadTooLarge
 from apps.datasets.choices import Layout, SourceKind
 from apps.datasets.models import Dataset, DatasetFile, DatasetImage, DatasetVersion
+from apps.models.files import sha256_file
 from mahtqa.datasets.layouts import LayoutError, Manifest, read_manifest
 from mahtqa.datasets.safe_io import UnsafeInput, ZipLimits, extract_zip_safely, resolve_under_roots
 
-HASH_CHUNK = 1 << 20
 _TOO_LARGE = {"zip_too_large", "zip_bomb", "zip_too_many_entries"}
 
 
@@ -31,14 +31,6 @@ def _points_json(points: np.ndarray) -> list[list[float] | None]:
         None if not np.all(np.isfinite(p)) else [round(float(p[0]), 3), round(float(p[1]), 3)]
         for p in points
     ]
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_hash(*, files: list[tuple[str, str]], annotations: dict[str, Any]) -> str:
@@ -71,13 +63,8 @@ def parse_spacing(value: str) -> tuple[float, float] | None:
 
 
 def _dataset(name: str, user: Any) -> Dataset:
-    name = (name or "").strip()
-    if not name or len(name) > 120:
-        raise InvalidInput(
-            "invalid_name",
-            "A dataset name of 1-120 characters is required.",
-            details={"field": "name"},
-        )
+    _dataset_name_ok(name)
+    name = name.strip()
     dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"created_by": user})
     return dataset
 
@@ -134,7 +121,8 @@ def _store(
     notes: str = "",
     parent: DatasetVersion | None = None,
 ) -> DatasetVersion:
-    shas = {f: _sha256_file(root / f) for f in manifest.files}
+    shas = {f: sha256_file(root / f) for f in manifest.files}
+    sizes = {f: (root / f).stat().st_size for f in manifest.files}
     annotations = {
         r.key: {a: _points_json(p) for a, p in r.annotations.items()} for r in manifest.images
     }
@@ -154,7 +142,7 @@ def _store(
             annotators=manifest.annotators,
             image_count=len(manifest.images),
             file_count=len(shas),
-            total_bytes=sum((root / f).stat().st_size for f in shas),
+            total_bytes=sum(sizes.values()),
             spacing_row_mm=spacing[0] if spacing else None,
             spacing_col_mm=spacing[1] if spacing else None,
             layout_problems=[p.__dict__ for p in manifest.problems],
@@ -164,7 +152,7 @@ def _store(
         )
         DatasetFile.objects.bulk_create(
             [
-                DatasetFile(version=version, path=f, sha256=s, size=(root / f).stat().st_size)
+                DatasetFile(version=version, path=f, sha256=s, size=sizes[f])
                 for f, s in shas.items()
             ],
             batch_size=2000,

@@ -24,7 +24,7 @@ from apps.datasets.services.registration import content_hash, dataset_version_ma
 from apps.datasets.services.validation import record_of
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS, landmark_index
 from mahtqa.datasets.checks import decode_gray
-from mahtqa.datasets.safe_io import UnsafeInput, resolve_under_roots
+from mahtqa.datasets.safe_io import UnsafeInput, resolve_entry_under_roots
 from mahtqa.datasets.suspects import Annotated, find_suspects, predictions_from_oof
 
 
@@ -55,19 +55,10 @@ def predictions_from_model(*, version: DatasetVersion, model_version: Any) -> di
 
 def oof_path_resolve(*, path: str) -> Path:
     """An out-of-fold file must sit under a dataset root too."""
-    parent, _, name = path.rpartition("/")
     try:
-        folder = resolve_under_roots(parent or ".", roots=settings.MAHTQA_DATASET_ROOTS)
+        return resolve_entry_under_roots(path, roots=settings.MAHTQA_DATASET_ROOTS)
     except UnsafeInput as exc:
         raise InvalidInput(exc.code, exc.message, details={"field": "oof"}) from None
-    file = folder / name
-    if not file.is_file() or file.is_symlink() or "/" in name or name in ("", "..", "."):
-        raise InvalidInput(
-            "path_not_found",
-            "No such predictions file under the dataset roots.",
-            details={"field": "oof"},
-        )
-    return file
 
 
 def suspects_find(

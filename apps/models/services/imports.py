@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.core.errors import InvalidInput, PayloadTooLarge
 from apps.models.models import TrainingRun
 from apps.models.services.runs import run_create, run_log_metrics
-from mahtqa.datasets.safe_io import UnsafeInput, resolve_under_roots
+from mahtqa.datasets.safe_io import UnsafeInput, resolve_entry_under_roots
 from mahtqa.engine.runlogs import LogError, read_log
 
 MAX_UPLOAD = 256 * 1024 * 1024
@@ -23,17 +23,10 @@ CHUNK = 2000
 
 
 def _path(path: str) -> Path:
-    parent, _, name = path.rstrip("/").rpartition("/")
     try:
-        folder = resolve_under_roots(parent or ".", roots=settings.MAHTQA_DATASET_ROOTS)
+        return resolve_entry_under_roots(path, roots=settings.MAHTQA_DATASET_ROOTS, folders=True)
     except UnsafeInput as exc:
         raise InvalidInput(exc.code, exc.message, details={"field": "path"}) from None
-    target = folder / name if name else folder
-    if name in ("..", ".") or not target.exists() or target.is_symlink():
-        raise InvalidInput(
-            "path_not_found", "No such log under the configured roots.", details={"field": "path"}
-        )
-    return target
 
 
 def run_import(
@@ -76,7 +69,7 @@ def run_import(
             params={"imported_from": Path(path).name if path else getattr(file, "name", "")},
         )
         for i in range(0, len(rows), CHUNK):
-            run_log_metrics(run=run, rows=rows[i : i + CHUNK])
+            run_log_metrics(run=run, rows=rows[i : i + CHUNK], diagnose=False)  # once, below
         TrainingRun.objects.filter(pk=run.pk).update(status="finished", finished_at=timezone.now())
     from apps.models.services.runs import run_diagnose
 

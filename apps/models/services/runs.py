@@ -99,7 +99,9 @@ def _rows(run: TrainingRun, rows: list[dict[str, Any]]) -> list[RunMetric]:
     return out
 
 
-def run_log_metrics(*, run: TrainingRun, rows: list[dict[str, Any]], now=None) -> int:
+def run_log_metrics(
+    *, run: TrainingRun, rows: list[dict[str, Any]], now=None, diagnose: bool = True
+) -> int:
     """Store a batch of rows ``{"step": n, "train_loss": x, ...}``. A row sent twice
     (a client retry) is stored once. Enqueues a throttled diagnosis."""
     if run.status != RunStatus.RUNNING:
@@ -114,7 +116,7 @@ def run_log_metrics(*, run: TrainingRun, rows: list[dict[str, Any]], now=None) -
         TrainingRun.objects.filter(pk=run.pk).update(
             last_metric_at=now, last_step=max(last, run.last_step)
         )
-        if _diagnosis_due(run, last, now):
+        if diagnose and _diagnosis_due(run, last, now):
             outbox_enqueue(
                 task=DIAGNOSE_TASK, kwargs={"run_id": run.pk}, dedupe_key=f"run-diagnose:{run.pk}"
             )

@@ -76,7 +76,8 @@ def run_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @perm_required(READ)
 def run_compare_view(request: HttpRequest) -> HttpResponse:
-    ids = [int(x) for x in request.GET.get("runs", "").split(",") if x.strip().isdigit()][:6]
+    picked = [*request.GET.get("runs", "").split(","), *request.GET.getlist("pick")]
+    ids = list(dict.fromkeys(int(x) for x in picked if x.strip().isdigit()))[:6]
     metric = request.GET.get("metric", "train_loss")[:64]
     runs = [r for r in (selectors.training_run_get(pk=i) for i in ids) if r is not None]
     series = {}

@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.models.models import TrainingRun
+from apps.models.selectors import run_finding_rows
 from apps.models.services.runs import run_diagnose
 
 
@@ -21,20 +22,7 @@ class Command(BaseCommand):
         if not TrainingRun.objects.filter(pk=run_id).exists():
             raise CommandError(f"No training run {run_id}.")
         run = run_diagnose(run_id=run_id)
-        rows = [
-            {
-                "code": f.code,
-                "severity": f.severity,
-                "start_step": f.start_step,
-                "end_step": f.end_step,
-                "statistic": f.statistic,
-                "value": f.value,
-                "threshold": f.threshold,
-                "message": f.message,
-                "recommendations": f.recommendations,
-            }
-            for f in run.findings.all()
-        ]
+        rows = run_finding_rows(run=run)
         if as_json:
             self.stdout.write(
                 json.dumps(
