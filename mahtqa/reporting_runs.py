@@ -14,10 +14,18 @@ once). Nothing here raises into the training script: a server that is down is lo
 once and the run goes on. Leaving the block normally finishes the run; an exception
 marks it failed (``KeyboardInterrupt``: aborted) and is re-raised. ``MAHTQA_URL`` and
 ``MAHTQA_TOKEN`` (a token with ``report_training``) or ``url=`` / ``token=``.
+
+Several processes can feed one run (``scripts/train_bundled.sh`` trains its two networks
+in parallel): ``python -m mahtqa.reporting_runs start NAME --data REF`` creates the run
+and prints its id; each process attaches with ``run_id=`` (or ``MAHTQA_RUN_ID``, which
+:func:`step_reporter` reads) and only sends metrics; ``... finish ID --weights PATH``
+closes it and registers the weights. If the server refuses the weights (not found,
+outside the model directory, version taken), the run is still closed, with the reason.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -26,7 +34,8 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 _log = logging.getLogger("mahtqa.reporting")
@@ -49,6 +58,23 @@ def _post(
         return json.loads(response.read().decode() or "{}")
 
 
+def _error_code(exc: urllib.error.HTTPError) -> str:
+    """The ``code`` of an API error body (read once; cached on the exception)."""
+    if not hasattr(exc, "_mahtqa_code"):
+        try:
+            exc._mahtqa_code = json.loads(exc.read().decode() or "{}").get("code", "")
+        except (ValueError, OSError, AttributeError):
+            exc._mahtqa_code = ""
+    return exc._mahtqa_code
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
 class TrainingRun:
     """One run on the server; see the module docstring. ``id`` is None when the server
     could not be reached at the start (then every call is a cheap no-op)."""
@@ -61,13 +87,17 @@ class TrainingRun:
         dataset_version: Any = None,
         url: str | None = None,
         token: str | None = None,
-        flush_every_s: float = 2.0,
+        flush_every_s: float | None = None,
         timeout: float = 5.0,
+        run_id: int | None = None,
     ) -> None:
         self.name, self.params, self.dataset_version = name, dict(params or {}), dataset_version
         self.base = (url or os.environ.get("MAHTQA_URL", "")).rstrip("/")
         self.token = token or os.environ.get("MAHTQA_TOKEN", "")
+        if flush_every_s is None:
+            flush_every_s = _env_float("MAHTQA_RUN_FLUSH_S", 2.0)
         self.flush_every_s, self.timeout = flush_every_s, timeout
+        self.attach_to = run_id  # an existing run: only metrics are sent from here
         self.id: int | None = None
         self.sent = 0
         self.artifact: dict[str, str] = {}
@@ -77,16 +107,13 @@ class TrainingRun:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned = False
+        self.finished: dict[str, Any] = {}  # the server's run after finish()
 
     def _warn(self, what: str, exc: BaseException) -> None:
         if not self._warned:
             detail = ""
             if isinstance(exc, urllib.error.HTTPError):
-                try:
-                    code = json.loads(exc.read().decode() or "{}").get("code", "")
-                except (ValueError, OSError):
-                    code = ""
-                detail = f" HTTP {exc.code} {code}".rstrip()
+                detail = f" HTTP {exc.code} {_error_code(exc)}".rstrip()
             _log.warning(
                 "training run %s: %s failed (%s%s); training goes on",
                 self.name,
@@ -102,6 +129,11 @@ class TrainingRun:
         try:
             if not self.base or not self.token:
                 raise RuntimeError("MAHTQA_URL and MAHTQA_TOKEN are not set")
+            if self.attach_to is not None:
+                self.id = int(self.attach_to)
+                self._thread = threading.Thread(target=self._loop, name="mahtqa-run", daemon=True)
+                self._thread.start()
+                return self
             body = {"name": self.name, "params": self.params, "environment": capture_environment()}
             if self.dataset_version not in (None, ""):
                 body["dataset_version"] = str(self.dataset_version)
@@ -174,7 +206,8 @@ class TrainingRun:
             while self._rows and self._flush():
                 pass
 
-    def finish(self, *, status: str = "finished", error: str = "", wait_s: float = 30.0) -> None:
+    def close(self, *, wait_s: float = 30.0) -> None:
+        """Send what is buffered and stop the sender; the run stays open."""
         if self.id is None:
             return
         self._stop.set()
@@ -183,14 +216,33 @@ class TrainingRun:
             self._thread.join(timeout=wait_s)
         while self._rows and self._flush():
             pass
+
+    def finish(self, *, status: str = "finished", error: str = "", wait_s: float = 30.0) -> None:
+        """Close the run on the server (registering the artifact, if one was set)."""
+        if self.id is None:
+            return
+        self.close(wait_s=wait_s)
+        path = f"/api/v1/runs/{self.id}/finish/"
+        body = {"status": status, "error": error[:500]}
         try:
-            _post(
-                self.base,
-                self.token,
-                f"/api/v1/runs/{self.id}/finish/",
-                {"status": status, "error": error[:500], **self.artifact},
-                self.timeout,
+            self.finished = _post(
+                self.base, self.token, path, {**body, **self.artifact}, self.timeout
             )
+            return
+        except urllib.error.HTTPError as exc:
+            if not self.artifact or not 400 <= exc.code < 500:
+                self._warn("finish", exc)
+                return
+            code = _error_code(exc)  # the weights were refused: close the run anyway
+            self._warn("registering the weights", exc)
+            body["error"] = "; ".join(filter(None, [f"weights not registered ({code})", error]))[
+                :500
+            ]
+        except Exception as exc:
+            self._warn("finish", exc)
+            return
+        try:
+            self.finished = _post(self.base, self.token, path, body, self.timeout)
         except Exception as exc:
             self._warn("finish", exc)
 
@@ -199,6 +251,12 @@ class TrainingRun:
 def training_run(name: str, **kwargs: Any) -> Iterator[TrainingRun]:
     """A :class:`TrainingRun` that finishes when the block ends (see the module docstring)."""
     run = TrainingRun(name, **kwargs).start()
+    if run.attach_to is not None:  # another process owns the run: send, never close
+        try:
+            yield run
+        finally:
+            run.close()
+        return
     try:
         yield run
     except KeyboardInterrupt:
@@ -209,3 +267,90 @@ def training_run(name: str, **kwargs: Any) -> Iterator[TrainingRun]:
         raise
     else:
         run.finish(status="finished")
+
+
+@contextlib.contextmanager
+def step_reporter(
+    *, prefix: str = "", run_id: int | str | None = None, mm_per_px: float | None = None
+) -> Iterator[Callable[[int, dict], None] | None]:
+    """An ``on_step(step, metrics)`` hook (the engine trainer's) that sends each step's
+    metrics to the run ``run_id`` (default ``MAHTQA_RUN_ID``), names prefixed with
+    ``prefix``; with ``mm_per_px``, a "val_mre" in pixels is also sent as "val_mre_mm".
+    Yields None (no hook: the trainer skips the extra validation work) without a run."""
+    run_id = run_id if run_id not in (None, "") else os.environ.get("MAHTQA_RUN_ID", "")
+    if not str(run_id).strip().isdigit():
+        yield None
+        return
+    with training_run(prefix.rstrip("/_") or "run", run_id=int(run_id)) as run:
+
+        def on_step(step: int, metrics: dict) -> None:
+            values = dict(metrics)
+            if mm_per_px and "val_mre" in values:
+                values["val_mre_mm"] = float(values["val_mre"]) * mm_per_px
+            run.log_metrics(step=step, **{f"{prefix}{k}": v for k, v in values.items()})
+
+        yield on_step
+
+
+def dataset_ref(data: str) -> str:
+    """The dataset version an engine ``--data`` names: ``version:ID`` -> ID; a registered
+    version's manifest -> its id; a plain folder -> "" (no registered version)."""
+    if data.startswith("version:"):
+        return data.split(":", 1)[1]
+    path = Path(data)
+    if path.is_file() and path.suffix == ".json":
+        try:
+            found = json.loads(path.read_text()).get("dataset_version") or {}
+        except (ValueError, OSError, AttributeError):
+            return ""
+        return str(found.get("id", "")) if isinstance(found, dict) else ""
+    return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``start NAME [--params JSON] [--data REF]`` prints the new run's id (nothing when
+    the server is not configured or unreachable); ``finish ID [--status S] [--error E]
+    [--weights PATH --model-name N --model-version V]`` closes it. Always exits 0."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    parser = argparse.ArgumentParser(prog="python -m mahtqa.reporting_runs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start")
+    start.add_argument("name")
+    start.add_argument("--params", default="{}", help="a JSON object")
+    start.add_argument("--data", default="", help="an engine --data (version:ID, manifest)")
+    finish = sub.add_parser("finish")
+    finish.add_argument("run_id")
+    finish.add_argument("--status", default="finished")
+    finish.add_argument("--error", default="")
+    finish.add_argument("--weights", default="")
+    finish.add_argument("--model-name", default="")
+    finish.add_argument("--model-version", default="")
+    args = parser.parse_args(argv)
+    if args.command == "start":
+        try:
+            params = json.loads(args.params)
+        except ValueError:
+            params = {"raw": args.params}
+        run = TrainingRun(args.name, params=params, dataset_version=dataset_ref(args.data))
+        run.start()
+        run.close()
+        if run.id is not None:
+            print(run.id)
+        return 0
+    if not args.run_id.strip().isdigit():
+        return 0  # no run was started (server away): nothing to close
+    run = TrainingRun("finish", run_id=int(args.run_id)).start()
+    if args.weights:
+        weights = str(Path(args.weights).resolve())
+        run.set_artifact(
+            weights_path=weights, model_name=args.model_name, model_version=args.model_version
+        )
+    run.finish(status=args.status, error=args.error)
+    if run.finished:
+        mv = run.finished.get("model_version")
+        print(f"run {run.id} {run.finished.get('status')}; model version {mv or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,6 +27,7 @@ from mahtqa.engine.gradients import GradientMonitor
 from mahtqa.engine.heatmaps import as_heatmap, decode, gaussian_targets
 from mahtqa.engine.model import NetConfig, build_model, count_parameters
 from mahtqa.engine.preprocess import COARSE_SCALE, coarse_input, crop_at
+from mahtqa.reporting_runs import step_reporter
 
 log = logging.getLogger("mahtqa.engine.train")
 
@@ -35,6 +36,7 @@ FINE_SIGMA = 2.0  # canonical pixels (0.6 mm)
 FINE_CROP = 72
 FINE_JITTER_PX = 7.0  # sd of the crop-centre offset while training the fine stage
 FINE_JITTER_MAX = 22.0
+CANON_MM_PER_PX = 0.3  # ISBI's 0.1 mm images in the canonical frame (reported MRE in mm)
 
 
 # "base" is v1's size; "small" (v2) has half the channels: about a quarter of the
@@ -282,19 +284,24 @@ def main(argv: list[str] | None = None) -> None:
             )
             continue
         steps = args.coarse_steps if stage == "coarse" else args.fine_steps
-        train_stage(
-            stage=stage,
-            arch=args.arch,
-            samples=train,
-            val=val,
-            steps=steps,
-            seed=args.seed + (0 if stage == "coarse" else 1),
-            out=args.out,
-            loss=args.loss,
-            size=args.size,
-            recipe=args.recipe,
-            grad_monitor_every=args.grad_monitor_every,
-        )
+        # MAHTQA_RUN_ID set (scripts/train_bundled.sh): each step's metrics go to that run,
+        # the coarse stage's under the plain names, the fine stage's prefixed "fine/"
+        prefix = "" if stage == "coarse" else f"{stage}/"
+        with step_reporter(prefix=prefix, mm_per_px=CANON_MM_PER_PX) as on_step:
+            train_stage(
+                stage=stage,
+                arch=args.arch,
+                samples=train,
+                val=val,
+                steps=steps,
+                seed=args.seed + (0 if stage == "coarse" else 1),
+                out=args.out,
+                loss=args.loss,
+                size=args.size,
+                recipe=args.recipe,
+                on_step=on_step,
+                grad_monitor_every=args.grad_monitor_every,
+            )
 
 
 if __name__ == "__main__":
