@@ -49,6 +49,8 @@ from apps.clinical.models import ReviewTask, Study
 from apps.datasets.models import DatasetVersion, ProfileRun, SuspectAnnotation, ValidationRun
 from apps.issues.models import Issue, Occurrence
 from apps.models.models import EvaluationRun, ModelVersion, TrainingRun
+from apps.monitoring.models import Incident
+from apps.monitoring.services.incidents import ack_token_make, incident_trigger
 from mahtqa.imaging.write import write_cr
 from tests.conftest import role_groups_restore
 from tests.factories import (
@@ -133,6 +135,34 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "clinical:audit":        {"GET":  (LOGIN,   403,    403,    403,    200,    LOGIN,  LOGIN)},
     "monitoring:healthz":    {"GET":  (200,     200,    200,    200,    200,    200,    200)},
     "monitoring:readyz":     {"GET":  (200,     200,    200,    200,    200,    200,    200)},
+    # the test client is 127.0.0.1, in the default MAHTQA_METRICS_ALLOW: every caller may
+    # scrape; roles play no part (tests/monitoring/test_metrics.py: the network and token)
+    "monitoring:metrics":    {"GET":  (200,     200,    200,    200,    200,    200,    200)},
+    "monitoring:incidents":  {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:incident_open":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "monitoring:incident":   {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:incident_ack":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   302,    302,    302,    302,    LOGIN,  LOGIN)},
+    "monitoring:incident_action":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "monitoring:incident_status":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    # the world's incident is open, not resolved: closing it is refused (shown, 409)
+    "monitoring:incident_record":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    409,    409,    LOGIN,  LOGIN)},
+    "monitoring:incident_note":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
+    # the link in a page: anyone holding it may acknowledge (signed token, no session)
+    "monitoring:incident_ack_link":
+                             {"GET":  (200,     200,    200,    200,    200,    200,    200),
+                              "POST": (200,     200,    200,    200,    200,    200,    200)},
     "accounts-api:me":       {"GET":  (401,     200,    200,    200,    200,    200,    200)},
     "clinical-api:study-list":
                              {"GET":  (401,     200,    200,    200,    200,    200,    200),
@@ -241,6 +271,14 @@ PATH_OBJECT = {
     ),
     **dict.fromkeys(("models:evaluation", "models-api:evaluation"), "evaluation"),
     "models:shadow": "inactive_model",
+    **dict.fromkeys(
+        (
+            "monitoring:incident", "monitoring:incident_ack", "monitoring:incident_action",
+            "monitoring:incident_status", "monitoring:incident_record",
+            "monitoring:incident_note",
+        ),
+        "incident",
+    ),  # fmt: skip
     "issues:detail": "issue",
     "issues:triage": "issue",
     "issues:comment": "issue",
@@ -331,6 +369,7 @@ class World:
     profile_run: ProfileRun
     training_run: TrainingRun
     evaluation: EvaluationRun
+    incident: Incident
 
 
 def world_build(root: Path) -> World:
@@ -371,12 +410,15 @@ def world_build(root: Path) -> World:
     evaluation = EvaluationRun.objects.create(
         model_version=inactive, dataset_version=version, split="all", status="done"
     )
+    incident, _ = incident_trigger(
+        trigger="system_down", key="door", title="Door incident", summary="Seen at the door."
+    )
     return World(
         users=users, keys={"api_a": api_a.raw_key, "api_b": api_b.raw_key}, study=study,
         task=task, issue=issue, other_issue=other, occurrence=issue.occurrences.first(),
         active_model=active, inactive_model=inactive, dataset_version=version,
         validation_run=run, suspect=suspect, profile_run=profile, training_run=training,
-        evaluation=evaluation,
+        evaluation=evaluation, incident=incident,
     )  # fmt: skip
 
 
@@ -504,6 +546,12 @@ POST_BODY: dict[str, Callable[[World, str], Any]] = {
     "datasets-api:suspects": lambda w, r: ("json", {"oof": "oof.json"}),
     "datasets-api:suspect_decide": lambda w, r: ("json", {"decision": "dismissed"}),
     "models-api:runs": lambda w, r: ("json", {"name": f"door run {r}"}),
+    "monitoring:incident_open": lambda w, r: {"title": f"Drill by {r}", "severity": "sev3"},
+    "monitoring:incident_action": lambda w, r: {"action": "review_all"},
+    "monitoring:incident_status": lambda w, r: {"status": "mitigated"},
+    "monitoring:incident_record": lambda w, r: {"cause": "c", "impact": "i",
+                                                "actions_taken": "a"},
+    "monitoring:incident_note": lambda w, r: {"text": "Looking at it."},
     "models-api:run_import": lambda w, r: ("json", {"name": "imported", "path": "door-log.csv"}),
     "models-api:run_metrics": lambda w, r: ("json", {"rows": [{"step": 1000, "train_loss": 0.5}]}),
     "models-api:evaluations": lambda w, r: ("json", {"model_version": str(w.inactive_model.pk),
@@ -545,6 +593,9 @@ PATH_KWARGS = {
     },
     "datasets:run_export": lambda w: {"pk": w.validation_run.pk, "fmt": "csv"},
     "models:shadow_action": lambda w: {"pk": w.inactive_model.pk, "action": "stop"},
+    "monitoring:incident_ack_link": lambda w: {
+        "token": ack_token_make(incident_id=w.incident.pk, step=0)
+    },
 }
 
 

@@ -59,6 +59,7 @@ class CaseEventKind(models.TextChoices):
     NOTIFIED = "notified", "Notified"
     DECIDED = "decided", "Decided"
     TAKEN_OVER = "taken_over", "Taken over"
+    RECALLED = "recalled", "Recalled for review (incident)"
 
 
 class AuditAction(models.TextChoices):
@@ -66,6 +67,7 @@ class AuditAction(models.TextChoices):
     CASE_OPEN_DEID = "case_open_deid", "Opened a case de-identified"
     CASE_CLAIM = "case_claim", "Claimed a case"
     CASE_DECIDE = "case_decide", "Decided a case"
+    INCIDENT_ACTION = "incident_action", "Ran an incident action"
     CASE_ESCALATE = "case_escalate", "Escalated a case"
     CASE_TAKEOVER = "case_takeover", "Took over a claimed case"
     SITE_REVIEW_ALL = "site_review_all", "Set a site to review all"

@@ -27,6 +27,11 @@ NAV_ITEMS: list[tuple[str, str, Perm]] = [
     ("Training runs", "models:runs", ("accounts.register_model", "accounts.manage_models")),
     ("Evaluations", "models:evaluations", ("accounts.register_model", "accounts.manage_models")),
     ("Thresholds", "clinical:thresholds", "accounts.manage_thresholds"),
+    (
+        "Incidents",
+        "monitoring:incidents",
+        ("accounts.review_study", "accounts.triage_issue", "accounts.manage_thresholds"),
+    ),  # fmt: skip
     ("Audit log", "clinical:audit", "accounts.view_audit"),
     ("API docs", "api-docs", ("accounts.submit_study", "accounts.register_model")),
     ("Admin", "admin:index", "accounts.manage_users"),

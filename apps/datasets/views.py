@@ -13,11 +13,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.clinical.views.common import client_ip
 from apps.core.errors import DomainError
 from apps.core.exceptions import domain_status
 from apps.core.htmx import htmx_partial
 from apps.core.permissions import perm_required
+from apps.core.requests import client_ip
 from apps.datasets import selectors, services
 from apps.datasets.choices import SuspectStatus
 from apps.datasets.presenters import report_context, run_export_rows

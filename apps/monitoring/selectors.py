@@ -9,7 +9,8 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from apps.monitoring.models import Heartbeat, ReadinessCheck
+from apps.monitoring.choices import ACTIVE_INCIDENT_STATUSES
+from apps.monitoring.models import Heartbeat, Incident, ReadinessCheck, WorkerEnvironment
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -56,3 +57,52 @@ def worker_keys_alive(*, within_s: float, now: datetime | None = None) -> set[st
         source__startswith=WORKER_PREFIX, seen_at__gte=since
     ).values_list("source", flat=True)
     return {s.removeprefix(WORKER_PREFIX) for s in sources}
+
+
+def incident_list(*, status: str = "", trigger: str = "", limit: int = 200) -> list[Incident]:
+    """Incidents, newest first, active ones first."""
+    qs = Incident.objects.all()
+    if status == "active":
+        qs = qs.filter(status__in=ACTIVE_INCIDENT_STATUSES)
+    elif status:
+        qs = qs.filter(status=status)
+    if trigger:
+        qs = qs.filter(trigger=trigger)
+    return list(qs.order_by("-opened_at")[:limit])
+
+
+def incident_get(*, pk: int) -> Incident | None:
+    """One incident with its timeline, cascade, and linked issues and studies (4 queries)."""
+    return (
+        Incident.objects.filter(pk=pk)
+        .prefetch_related("events", "notifications", "issues", "studies")
+        .first()
+    )
+
+
+def incidents_active_count() -> int:
+    return Incident.objects.filter(status__in=ACTIVE_INCIDENT_STATUSES).count()
+
+
+def worker_environment_list(
+    *, stale_after_s: float, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Every worker x queue's latest environment report, worst first, with its age.
+
+    A report older than ``stale_after_s`` is stale: shown amber at least (the worker may be
+    gone, or no longer consumes that queue). ``failing`` lists the checks not green.
+    """
+    now = now or timezone.now()
+    rank = {"green": 0, "amber": 1, "red": 2}
+    rows = []
+    for env in WorkerEnvironment.objects.all():
+        age_s = max((now - env.reported_at).total_seconds(), 0.0)
+        stale = age_s > stale_after_s
+        shown = "amber" if stale and env.status == "green" else env.status
+        failing = [c for c in env.checks if c.get("status") != "green"]
+        rows.append(
+            {"env": env, "age_s": round(age_s), "stale": stale, "status": shown,
+             "failing": failing, "checks": env.checks, "facts": env.facts}
+        )  # fmt: skip
+    rows.sort(key=lambda r: (-rank.get(r["status"], 0), r["env"].hostname, r["env"].queue))
+    return rows

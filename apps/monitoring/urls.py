@@ -1,10 +1,43 @@
 from django.urls import path
 
-from apps.monitoring import views
+from apps.monitoring import metrics_views, views, views_incidents, views_workers
 
 app_name = "monitoring"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics_views.metrics, name="metrics"),
+    path("monitoring/workers/", views_workers.workers_view, name="workers"),
+    path("monitoring/incidents/", views_incidents.incidents_view, name="incidents"),
+    path("monitoring/incidents/open/", views_incidents.incident_open_view, name="incident_open"),
+    path("monitoring/incidents/<int:pk>/", views_incidents.incident_view, name="incident"),
+    path(
+        "monitoring/incidents/<int:pk>/ack/", views_incidents.incident_ack_view, name="incident_ack"
+    ),
+    path(
+        "monitoring/incidents/<int:pk>/action/",
+        views_incidents.incident_action_view,
+        name="incident_action",
+    ),  # fmt: skip
+    path(
+        "monitoring/incidents/<int:pk>/status/",
+        views_incidents.incident_status_view,
+        name="incident_status",
+    ),  # fmt: skip
+    path(
+        "monitoring/incidents/<int:pk>/record/",
+        views_incidents.incident_record_view,
+        name="incident_record",
+    ),  # fmt: skip
+    path(
+        "monitoring/incidents/<int:pk>/note/",
+        views_incidents.incident_note_view,
+        name="incident_note",
+    ),  # fmt: skip
+    path(
+        "monitoring/ack/<str:token>/",
+        views_incidents.incident_ack_link_view,
+        name="incident_ack_link",
+    ),  # fmt: skip
 ]

@@ -57,7 +57,17 @@ from tests.factories.models import (
     RunMetricFactory,
     TrainingRunFactory,
 )
-from tests.factories.monitoring import HeartbeatFactory, ReadinessCheckFactory
+from tests.factories.monitoring import (
+    HealthResultFactory,
+    HealthRunFactory,
+    HeartbeatFactory,
+    IncidentEventFactory,
+    IncidentFactory,
+    IncidentNotificationFactory,
+    MonitorSettingsFactory,
+    ReadinessCheckFactory,
+    WorkerEnvironmentFactory,
+)
 from tests.factories.outbox import OutboxMessageFactory
 
 __all__ = [
@@ -76,6 +86,13 @@ __all__ = [
     "RunMetricFactory",
     "TrainingRunFactory",
     "ShadowPredictionFactory",
+    "HealthResultFactory",
+    "HealthRunFactory",
+    "IncidentEventFactory",
+    "IncidentFactory",
+    "IncidentNotificationFactory",
+    "MonitorSettingsFactory",
+    "WorkerEnvironmentFactory",
 
     "OutboxMessageFactory", "PhiDigestFactory", "SecurityEventFactory",
     "NAMES", "PASSWORD", "POINTS", "SPACING",
