@@ -7,6 +7,7 @@ secret here.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -214,6 +215,18 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 )
 MAHTQA_TOKEN_FAILURE_LIMIT = env.int("MAHTQA_TOKEN_FAILURE_LIMIT", default=10)
 MAHTQA_TOKEN_FAILURE_WINDOW_S = env.int("MAHTQA_TOKEN_FAILURE_WINDOW_S", default=300)
+# Prometheus scrape endpoint GET /metrics (docs/operations.md): served to clients in
+# MAHTQA_METRICS_ALLOW (CIDRs, comma-separated; default loopback only) or presenting
+# "Authorization: Bearer $MAHTQA_METRICS_TOKEN". No default token: unset, only the
+# networks may scrape. A token shorter than 32 characters is refused at start-up.
+MAHTQA_METRICS_TOKEN = env.str("MAHTQA_METRICS_TOKEN", default="")
+if MAHTQA_METRICS_TOKEN and len(MAHTQA_METRICS_TOKEN) < 32:
+    raise ValueError("MAHTQA_METRICS_TOKEN must be at least 32 characters.")
+MAHTQA_METRICS_ALLOW = [
+    str(ipaddress.ip_network(net.strip(), strict=False))  # a bad CIDR fails at start-up
+    for net in env.list("MAHTQA_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+    if net.strip()
+]
 # Shared by every process (token-failure counts, DRF throttles): Redis in
 # production (CACHE_URL=redis://host:6379/1); one process in the embedded default.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://mahtqa")}
