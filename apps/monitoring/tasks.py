@@ -12,6 +12,7 @@ from apps.monitoring.services import (
 )
 from apps.monitoring.services.delivery import DeliveryFailed, incident_notification_deliver
 from apps.monitoring.services.environment import worker_environment_report
+from apps.monitoring.services.health import health_run, health_runs_prune
 from apps.monitoring.services.incidents import incidents_escalate_due
 
 
@@ -50,3 +51,11 @@ def incident_notification_deliver_task(notification_id: int) -> bool:
 def incidents_escalate_task() -> int:
     """Beat: unacknowledged incidents past their timer go to the next on-call level."""
     return incidents_escalate_due()
+
+
+@shared_task(name="apps.monitoring.tasks.health_run_task")
+def health_run_task() -> str:
+    """Beat: the proactive health checks (history kept; red triggers open incidents)."""
+    run = health_run(source="beat")
+    health_runs_prune()
+    return run.status

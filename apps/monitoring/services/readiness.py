@@ -46,7 +46,28 @@ def readiness_record(
                 error=str(result.get("error", "failed")),
                 severity="critical" if name == "database" else "high",
             )  # fmt: skip
+    if source == "beat":  # the scheduled run: a failure is an escalation trigger
+        _readiness_incidents(report)
     return row
+
+
+def _readiness_incidents(report: dict[str, Any]) -> None:
+    """A failed readiness check opens (or folds into) an incident: the model file -> data
+    loss; anything else -> system down. Never raises (the probe must not break)."""
+    from apps.monitoring.services.incidents import incident_trigger
+
+    for name, result in report.get("checks", {}).items():
+        if result.get("status") == "ok":
+            continue
+        trigger = "data_loss" if name == "model" else "system_down"
+        try:
+            incident_trigger(
+                trigger=trigger, key=f"readiness:{name}",
+                title=f"Readiness check '{name}' failing",
+                summary=str(result.get("error", "failed"))[:500],
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is what is down
+            logger.warning("incident not opened for %s: %s", name, type(exc).__name__)
 
 
 def readiness_demo_seed(*, now: datetime, hours: int = 14 * 24) -> int:
