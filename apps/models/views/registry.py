@@ -45,8 +45,15 @@ def _after_change(request: HttpRequest) -> HttpResponse:
 @require_POST
 @perm_required(MANAGE_PERM)
 def model_version_activate_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A refusal (the release gate, with the failed gates and their figures) is shown on
+    the registry itself: in the table fragment for htmx (200: htmx 2 swaps no 4xx body),
+    otherwise on the full page with the error's status."""
     model_version = get_object_or_404(ModelVersion, pk=pk)
-    model_version_activate(model_version=model_version, user=request.user)
+    try:
+        model_version_activate(model_version=model_version, user=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return _render_list(request, status=200 if is_htmx_partial(request) else domain_status(exc))
     messages.success(request, f"{model_version} is now active.")
     return _after_change(request)
 
