@@ -95,6 +95,7 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "issues:list":           {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
     "issues:new":            {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   302,    302,    302,    302,    LOGIN,  LOGIN)},
+    "issues:similar":        {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
     "issues:bulk":           {"GET":  (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN),
                               "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
     "issues:metrics":        {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
@@ -138,6 +139,10 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     # the test client is 127.0.0.1, in the default MAHTQA_METRICS_ALLOW: every caller may
     # scrape; roles play no part (tests/monitoring/test_metrics.py: the network and token)
     "monitoring:metrics":    {"GET":  (200,     200,    200,    200,    200,    200,    200)},
+    "monitoring:workers":    {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:dashboard":  {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:patterns":   {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:health":     {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
     "monitoring:incidents":  {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
     "monitoring:incident_open":
                              {"GET":  (405,     405,    405,    405,    405,    405,    405),
@@ -172,6 +177,9 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "issues-api:list":       {"GET":  (401,     403,    403,    200,    200,    403,    403),
                               "POST": (401,     201,    201,    201,    201,    201,    201)},
     "issues-api:detail":     {"GET":  (401,     403,    403,    200,    200,    403,    403)},
+    # a reporter sees its own issue's suggestions (the world's issue is client A's);
+    # anyone else who cannot triage gets the 404 `not_found` of a missing issue
+    "issues-api:similar":    {"GET":  (401,     404,    404,    200,    200,    200,    404)},
     "datasets:list":         {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
     "datasets:register":     {"GET":  (405,     405,    405,    405,    405,    405,    405),
                               "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
@@ -293,6 +301,7 @@ PATH_OBJECT = {
     "clinical:take_over": "study",
     "clinical-api:study-detail": "study",
     "issues-api:detail": "issue",
+    "issues-api:similar": "issue",
 }
 
 

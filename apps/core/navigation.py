@@ -26,6 +26,7 @@ NAV_ITEMS: list[tuple[str, str, Perm]] = [
     ("Models", "models:list", ("accounts.register_model", "accounts.manage_models")),
     ("Training runs", "models:runs", ("accounts.register_model", "accounts.manage_models")),
     ("Evaluations", "models:evaluations", ("accounts.register_model", "accounts.manage_models")),
+    ("Workers", "monitoring:workers", ("accounts.register_model", "accounts.manage_models")),
     ("Thresholds", "clinical:thresholds", "accounts.manage_thresholds"),
     (
         "Incidents",

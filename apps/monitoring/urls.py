@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.monitoring import metrics_views, views, views_incidents, views_workers
+from apps.monitoring import metrics_views, views, views_dashboard, views_incidents, views_workers
 
 app_name = "monitoring"
 
@@ -9,6 +9,9 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics_views.metrics, name="metrics"),
     path("monitoring/workers/", views_workers.workers_view, name="workers"),
+    path("monitoring/", views_dashboard.dashboard_view, name="dashboard"),
+    path("monitoring/patterns/", views_dashboard.pattern_report_view, name="patterns"),
+    path("monitoring/health/", views_dashboard.health_view, name="health"),
     path("monitoring/incidents/", views_incidents.incidents_view, name="incidents"),
     path("monitoring/incidents/open/", views_incidents.incident_open_view, name="incident_open"),
     path("monitoring/incidents/<int:pk>/", views_incidents.incident_view, name="incident"),
