@@ -27,6 +27,8 @@ demo: install
 	@echo "== Demo logins (new passwords each run; set DEMO_PASSWORD to fix them) =="
 	python manage.py seed_demo_users --reset
 	python manage.py model_register_bundled
+	@# v1 in shadow beside the active v2: the worker fills /models/<v1>/shadow/ on the demo studies
+	python manage.py model_shadow mahtnet@1.0.0 --user admin --skip-active
 	@if python manage.py help seed_demo_studies >/dev/null 2>&1; then \
 		python manage.py seed_demo_studies; fi
 	@if python manage.py help seed_demo_issues >/dev/null 2>&1; then \
