@@ -104,7 +104,7 @@ class MonitorSettings(models.Model):
     drift_alpha = models.FloatField(default=0.001)  # false-alarm level of a drift test
     # Response plan.
     auto_review_all_on_safety = models.BooleanField(default=False)
-    ack_timeout_minutes = models.PositiveIntegerField(default=15)
+    ack_timeout_minutes = models.FloatField(default=15.0)  # unacknowledged: next level
     # On-call order; empty = the review escalation chain of the routing policy.
     oncall_levels = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

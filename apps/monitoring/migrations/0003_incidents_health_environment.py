@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 ('max_ood_rate', models.FloatField(default=0.5)),
                 ('drift_alpha', models.FloatField(default=0.001)),
                 ('auto_review_all_on_safety', models.BooleanField(default=False)),
-                ('ack_timeout_minutes', models.PositiveIntegerField(default=15)),
+                ('ack_timeout_minutes', models.FloatField(default=15.0)),
                 ('oncall_levels', models.JSONField(blank=True, default=list)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
             ],

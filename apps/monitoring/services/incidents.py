@@ -209,7 +209,7 @@ def incidents_escalate_due(*, now: datetime | None = None) -> int:
                 incident_event_add(
                     incident=incident, kind=IncidentEventKind.ESCALATED, now=now,
                     message=(
-                        f"Not acknowledged within {config.ack_timeout_minutes} min: "
+                        f"Not acknowledged within {config.ack_timeout_minutes:g} min: "
                         f"escalated to {levels[step]}."
                     ),
                 )  # fmt: skip
