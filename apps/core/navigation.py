@@ -28,6 +28,7 @@ NAV_ITEMS: list[tuple[str, str, Perm]] = [
     ("Evaluations", "models:evaluations", ("accounts.register_model", "accounts.manage_models")),
     ("Workers", "monitoring:workers", ("accounts.register_model", "accounts.manage_models")),
     ("Thresholds", "clinical:thresholds", "accounts.manage_thresholds"),
+    ("Monitoring", "monitoring:dashboard", ("accounts.triage_issue", "accounts.manage_thresholds")),
     (
         "Incidents",
         "monitoring:incidents",
