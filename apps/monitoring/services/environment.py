@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from apps.models.files import sha256_file_cached, weights_path_resolve
@@ -55,16 +55,34 @@ def broker_probe_for(*, url: str | None = None) -> Callable[[], None]:
     return probe
 
 
-def _model_ref() -> ModelRef | None:
-    active = model_version_active()
+def _model_ref() -> tuple[ModelRef | None, str]:
+    """The active model version, or the class of the error that kept us from reading it."""
+    try:
+        active = model_version_active()
+    except DatabaseError as exc:
+        return None, type(exc).__name__
     if active is None:
-        return None
-    return ModelRef(
+        return None, ""
+    ref = ModelRef(
         name=active.name,
         version=active.version,
         path=weights_path_resolve(active.weights_path),
         sha256=active.sha256,
     )
+    return ref, ""
+
+
+def _database_fix() -> str | None:
+    if connection.vendor == "sqlite":
+        name = connection.settings_dict["NAME"]
+        return f"ls -l {name}  # the SQLite file (embedded default); then: python manage.py migrate"
+    return None  # the PostgreSQL fix of the check
+
+
+def _broker_fix(url: str) -> str | None:
+    if url.startswith("sqlite:") or url.startswith("sqla+"):
+        return "ls -l var/celery-broker.sqlite  # the embedded broker file; check CELERY_BROKER_URL"
+    return None  # the Redis fix of the check
 
 
 def environment_inputs(
@@ -85,11 +103,22 @@ def environment_inputs(
     }
     disk_dirs = {"models": Path(settings.MAHTQA_MODEL_DIR), "var": Path(settings.VAR_DIR)}
     seen = {p.resolve() for p in storage_dirs.values()}
+    model, model_error = _model_ref()
+    fixes = {
+        k: v
+        for k, v in {
+            "database_fix": _database_fix(),
+            "broker_fix": _broker_fix(broker_url or settings.CELERY_BROKER_URL),
+        }.items()
+        if v
+    }
     return EnvironmentInputs(
+        **fixes,
         device=str(settings.MAHTQA_DEVICE),
         requirements=requirements,
         requirements_label=label,
-        model=_model_ref(),
+        model=model,
+        model_error=model_error,
         storage_dirs=storage_dirs,
         disk_dirs={k: p for k, p in disk_dirs.items() if p.resolve() not in seen},
         database_probe=database_probe,
