@@ -151,3 +151,37 @@ def test_refused_weights_still_close_the_run_with_the_reason(
     client.force_login(engineer)
     html = client.get(reverse("models:run", args=[run.id])).content.decode()
     assert '<p class="error" id="run-error">weights not registered' in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_that_fails_marks_the_run_failed(live_server, api_token, settings, tmp_path):
+    root, store = tmp_path / "root", tmp_path / "store"
+    copy_isbi(root / "train", CASES[:2])
+    settings.MAHTQA_DATASET_ROOTS, settings.MAHTQA_DATASET_STORE = [root], store
+    version = dataset_register_folder(path="train", name="Gone", spacing=ISBI_SPACING)
+    (store / "manifests" / f"{version.pk}.json").unlink()  # the engine cannot read the data
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "VERSION": "v1",
+        "DATA": f"version:{version.pk}",
+        "MAHTQA_DATASET_STORE": str(store),
+        "OUT": str(tmp_path / "out"),
+        "BUNDLE": str(tmp_path / "never.pt"),
+        "MAHTQA_URL": live_server.url,
+        "MAHTQA_TOKEN": api_token,
+        "RUN_NAME": "doomed",
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "train_bundled.sh")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    run = TrainingRun.objects.get(name="doomed")
+    assert (run.status, run.dataset_version, run.model_version) == ("failed", version, None)
+    assert run.error == "scripts/train_bundled.sh stopped (exit 2)"
+    assert run.finished_at is not None
