@@ -191,6 +191,13 @@ EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="maht-qa@localhost")
+# SMTP (with DJANGO_EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+EMAIL_HOST = env.str("DJANGO_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("DJANGO_EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("DJANGO_EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("DJANGO_EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("DJANGO_EMAIL_TIMEOUT", default=10)
 
 # --- Brute-force protection, caches, headers ---------------------------------------
 # Password logins (site and /admin/): after AXES_FAILURE_LIMIT failures the
@@ -361,11 +368,30 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.outbox.tasks.outbox_purge_task",
         "schedule": env.float("MAHTQA_OUTBOX_PURGE_SECONDS", default=3600.0),
     },
+    "monitoring-health-run": {
+        "task": "apps.monitoring.tasks.health_run_task",
+        "schedule": env.float("MAHTQA_HEALTH_SECONDS", default=300.0),
+    },
+    "monitoring-incidents-escalate": {
+        "task": "apps.monitoring.tasks.incidents_escalate_task",
+        "schedule": env.float("MAHTQA_INCIDENT_ESCALATE_SECONDS", default=30.0),
+    },
     "issues-overdue-notify": {
         "task": "apps.issues.tasks.issues_overdue_notify_task",
         "schedule": env.float("MAHTQA_ISSUES_OVERDUE_SECONDS", default=300.0),
     },
 }
+# Environment verification (docs/operations.md): every worker reports on each queue it
+# consumes; the queue and its routing key are explicit (the "*" route would say "default").
+MAHTQA_ENV_REPORT_SECONDS = env.float("MAHTQA_ENV_REPORT_SECONDS", default=300.0)
+for _queue in CELERY_TASK_QUEUES:
+    CELERY_BEAT_SCHEDULE[f"monitoring-environment-{_queue.name}"] = {
+        "task": "apps.monitoring.tasks.environment_report_task",
+        "schedule": MAHTQA_ENV_REPORT_SECONDS,
+        "kwargs": {"queue": _queue.name},
+        "options": {"queue": _queue.name, "routing_key": _queue.routing_key},
+    }
+del _queue
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
