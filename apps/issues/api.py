@@ -20,9 +20,12 @@ from apps.issues.selectors import IssueFilters, issue_list
 from apps.issues.serializers import (
     IssueOutputSerializer,
     IssueReportInputSerializer,
+    SimilarIssueOutputSerializer,
+    SimilarQueryInputSerializer,
     issue_payload,
+    similar_payload,
 )
-from apps.issues.services import issue_report
+from apps.issues.services import issue_report, issue_similar_find
 from apps.models.selectors import model_version_find
 
 REPORT_PERM = "accounts.report_issue"
@@ -80,8 +83,13 @@ class IssueListCreateApi(APIView):
     @extend_schema(
         request=IssueReportInputSerializer,
         responses={
-            201: OpenApiResponse(IssueOutputSerializer, description="A new issue"),
-            200: OpenApiResponse(IssueOutputSerializer, description="Folded into an issue"),
+            201: OpenApiResponse(
+                IssueOutputSerializer, description="A new issue, with `similar` resolved issues"
+            ),
+            200: OpenApiResponse(
+                IssueOutputSerializer,
+                description="Folded into an issue, with `similar` resolved issues",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -101,7 +109,7 @@ class IssueListCreateApi(APIView):
             source=Source.API,
         )  # fmt: skip
         return Response(
-            issue_payload(issue, created=created),
+            issue_payload(issue, created=created, similar=issue_similar_find(issue=issue)),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -122,3 +130,30 @@ class IssueDetailApi(APIView):
         if issue is None:
             raise NotFound("issue_not_found", "No issue with that id.")
         return Response(issue_payload(issue))
+
+
+class IssueSimilarApi(APIView):
+    """Resolved issues like this one, with their resolution notes. A triager sees every
+    issue; anyone else who may report only the issues they reported (another one is the
+    same 404 as a missing one)."""
+
+    permission_classes = [api_perm(REPORT_PERM)]
+
+    @extend_schema(
+        parameters=[SimilarQueryInputSerializer],
+        responses={
+            200: SimilarIssueOutputSerializer(many=True),
+            404: OpenApiResponse(description="`not_found`: no such issue, or not yours"),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        query = SimilarQueryInputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        issue = Issue.objects.filter(pk=pk).first()
+        visible = issue is not None and (
+            request.user.has_perm(TRIAGE_PERM) or issue.reporter_id == request.user.pk
+        )
+        if not visible:
+            raise NotFound("not_found", "No issue with that id.")
+        similar = issue_similar_find(issue=issue, limit=query.validated_data["limit"])
+        return Response(similar_payload(similar))

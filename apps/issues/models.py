@@ -98,6 +98,9 @@ class Issue(models.Model):
     first_resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # What fixed it (scrubbed): written when the issue is resolved or closed, shown
+    # beside similar new reports ("the fix is found once").
+    resolution_note = models.TextField(blank=True)
     reopen_count = models.PositiveIntegerField(default=0)  # any reopening
     recurrence_count = models.PositiveIntegerField(default=0)  # reopened by a repeat
     overdue_notified_at = models.DateTimeField(null=True, blank=True)

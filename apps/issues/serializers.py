@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.urls import reverse
@@ -9,6 +10,7 @@ from rest_framework import serializers
 
 from apps.issues.choices import Category, Severity
 from apps.issues.models import Issue
+from apps.issues.services.similar import DEFAULT_LIMIT, MAX_LIMIT, SimilarIssue
 
 
 class FrameSerializer(serializers.Serializer):
@@ -49,6 +51,28 @@ class IssueReportInputSerializer(serializers.Serializer):
     )
 
 
+class SimilarIssueOutputSerializer(serializers.Serializer):
+    """A resolved issue like the report, with what fixed it."""
+
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.CharField()
+    category = serializers.CharField()
+    score = serializers.FloatField(help_text="0..1, field-weighted TF-IDF cosine.")
+    matched_fields = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Fields that matched, best first: title, exception, message, frames, text.",
+    )
+    matched_terms = serializers.ListField(child=serializers.CharField())
+    resolution_note = serializers.CharField(allow_blank=True)
+    resolved_at = serializers.DateTimeField(allow_null=True)
+
+
+class SimilarQueryInputSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+
+
 class IssueOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.CharField()
@@ -64,9 +88,33 @@ class IssueOutputSerializer(serializers.Serializer):
     due_at = serializers.DateTimeField()
     assignee = serializers.CharField(allow_null=True)
     created = serializers.BooleanField(required=False)
+    similar = SimilarIssueOutputSerializer(
+        many=True, required=False, help_text="On a report: resolved issues like this one."
+    )
 
 
-def issue_payload(issue: Issue, *, created: bool | None = None) -> dict[str, Any]:
+def similar_payload(similar: Sequence[SimilarIssue]) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "id": s.id,
+            "url": reverse("issues:detail", args=[s.id]),
+            "title": s.title,
+            "status": s.status,
+            "category": s.category,
+            "score": s.score,
+            "matched_fields": list(s.fields),
+            "matched_terms": list(s.terms),
+            "resolution_note": s.resolution_note,
+            "resolved_at": s.resolved_at,
+        }  # fmt: skip
+        for s in similar
+    ]
+    return SimilarIssueOutputSerializer(rows, many=True).data
+
+
+def issue_payload(
+    issue: Issue, *, created: bool | None = None, similar: Sequence[SimilarIssue] | None = None
+) -> dict[str, Any]:
     data = {
         "id": issue.pk,
         "url": reverse("issues:detail", args=[issue.pk]),
@@ -84,4 +132,7 @@ def issue_payload(issue: Issue, *, created: bool | None = None) -> dict[str, Any
     }
     if created is not None:
         data["created"] = created
-    return IssueOutputSerializer(data).data
+    payload = IssueOutputSerializer(data).data
+    if similar is not None:
+        payload["similar"] = similar_payload(similar)
+    return payload

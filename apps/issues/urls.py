@@ -7,6 +7,7 @@ app_name = "issues"
 urlpatterns = [
     path("", views.issue_board_view, name="list"),
     path("new/", views.issue_create_view, name="new"),
+    path("similar/", views.issue_similar_view, name="similar"),
     path("bulk/", views.issue_bulk_view, name="bulk"),
     path("metrics/", views.issue_metrics_view, name="metrics"),
     path("settings/", views.issue_settings_view, name="settings"),

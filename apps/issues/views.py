@@ -35,8 +35,10 @@ from apps.issues.services import (
     issue_merge,
     issue_report,
     issue_settings_get,
+    issue_similar_find,
     issue_triage,
     occurrence_split,
+    similar_resolved_find,
 )
 from apps.issues.services.triage import UNCHANGED, assignable_users
 from apps.models.selectors import model_version_find
@@ -109,6 +111,7 @@ def issue_triage_view(request: HttpRequest, pk: int) -> HttpResponse:
         issue = issue_triage(
             issue=issue, actor=request.user, severity=request.POST.get("severity") or None,
             status=request.POST.get("status") or None, assignee=_assignee_arg(request),
+            resolution_note=request.POST.get("resolution_note", ""),
         )  # fmt: skip
     except DomainError as exc:
         error = exc.message
@@ -171,6 +174,7 @@ def issue_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         "steps": list(issue.steps.all()),
         "timeline": issue_timeline(issue=issue),
         "occurrences": list(issue_occurrences(issue=issue)),
+        "similar": issue_similar_find(issue=issue),
         "now": timezone.now(),
         "can_triage": request.user.has_perm(TRIAGE_PERM),
         "assignees": list(assignable_users()),
@@ -261,6 +265,22 @@ def issue_create_view(request: HttpRequest) -> HttpResponse:
                 messages.info(request, f"Same as issue #{issue.pk}: counted as an occurrence.")
             return redirect("issues:detail", pk=issue.pk)
     return render(request, "issues/new.html", {"form": form})
+
+
+@perm_required(VIEW_PERMS)
+def issue_similar_view(request: HttpRequest) -> HttpResponse:
+    """Resolved issues like the report being typed (the report form asks as you type;
+    without JavaScript this is a search page). Nothing typed here is stored."""
+    title = request.GET.get("title", "")[:200]
+    description = request.GET.get("description", "")[:2000]
+    searched = bool(title.strip() or description.strip())
+    context = {
+        "title": title,
+        "description": description,
+        "searched": searched,
+        "similar": similar_resolved_find(title=title, description=description) if searched else [],
+    }
+    return htmx_partial(request, "issues/similar.html", "issues/partials/similar.html", context)
 
 
 @perm_required(TRIAGE_PERM)

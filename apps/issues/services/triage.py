@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from apps.clinical.selectors import phi_scrubber
 from apps.core.errors import Conflict, DomainError, InvalidInput
-from apps.issues.choices import SEVERITY_RANK, TRANSITIONS, EventKind, Severity, Status
+from apps.issues.choices import (
+    DONE_STATUSES,
+    SEVERITY_RANK,
+    TRANSITIONS,
+    EventKind,
+    Severity,
+    Status,
+)
 from apps.issues.models import Fingerprint, Issue, IssueEvent, IssueSettings, Occurrence
 
 UNCHANGED: Any = object()
@@ -91,9 +98,12 @@ def _status_apply(*, issue: Issue, status: str, actor: Any, now: datetime) -> No
 
 def issue_triage(
     *, issue: Issue, actor: Any, severity: str | None = None, status: str | None = None,
-    assignee: Any = UNCHANGED, now: datetime | None = None,
+    assignee: Any = UNCHANGED, now: datetime | None = None, resolution_note: str = "",
 ) -> Issue:  # fmt: skip
-    """Set any of severity, status and assignee (``assignee=None`` unassigns)."""
+    """Set any of severity, status and assignee (``assignee=None`` unassigns).
+
+    ``resolution_note`` (what fixed it; scrubbed) goes with an issue that is, or
+    becomes, resolved or closed; it is shown beside similar new reports."""
     now = now or timezone.now()
     reopened = False
     with transaction.atomic():
@@ -124,6 +134,17 @@ def issue_triage(
                 to_value=assignee.username if assignee else "",
             )  # fmt: skip
             issue.assignee = assignee
+        note = (resolution_note or "").strip()
+        if note:  # the page's form sends the note back as it was: unchanged is no change
+            note = phi_scrubber(study=issue.study).text(note).strip()[:10_000]
+        if note and note != issue.resolution_note:
+            if issue.status not in DONE_STATUSES:
+                raise InvalidInput(
+                    "invalid_resolution_note",
+                    "A resolution note goes with resolving or closing the issue.",
+                )
+            issue.resolution_note = note
+            _event(issue, EventKind.COMMENT, actor, now, text=f"Resolution note: {note}")
         issue.save()
         if reopened:
             from apps.issues.services.notify import issue_notify_regression
