@@ -185,3 +185,27 @@ def test_a_training_that_fails_marks_the_run_failed(live_server, api_token, sett
     assert (run.status, run.dataset_version, run.model_version) == ("failed", version, None)
     assert run.error == "scripts/train_bundled.sh stopped (exit 2)"
     assert run.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_each_network_of_a_run_is_diagnosed_on_its_own_curves(client, engineer):
+    from apps.models.services.runs import run_create, run_diagnose, run_log_metrics
+
+    run = run_create(name="two networks", user=engineer)
+    rows = []
+    for step in range(120):  # coarse: healthy; fine: blows up at step 80
+        fine = 1.0 / (1 + step) if step < 80 else 50.0 * step
+        rows.append({"step": step, "train_loss": 1.0 / (1 + step), "fine/train_loss": fine})
+    run_log_metrics(run=run, rows=rows, diagnose=False)
+    diagnosed = run_diagnose(run_id=run.pk)
+    explosions = list(diagnosed.findings.filter(code="explosion"))
+    assert explosions
+    assert all(f.statistic.startswith("[fine] ") for f in explosions)
+    assert all(f.message.startswith("[fine] Steps ") for f in explosions)
+    assert 70 <= min(f.start_step for f in explosions) <= 81
+    client.force_login(engineer)
+    html = client.get(reverse("models:run", args=[run.pk])).content.decode()
+    loss, fine = html.split("<figcaption>Loss</figcaption>")[1].split("<figcaption>")[0:2]
+    assert 'class="band"' not in loss  # the coarse curve is not shaded with fine's finding
+    assert fine.startswith("fine/train_loss</figcaption>")
+    assert 'class="band"' in fine

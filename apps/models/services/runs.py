@@ -143,6 +143,17 @@ def run_series(*, run: TrainingRun) -> dict[str, list[tuple[int, float]]]:
     return dict(series)
 
 
+def series_groups(*, series: dict[str, list]) -> dict[str, dict[str, list]]:
+    """The plain series (key "") and each "<group>/" prefix's series with the prefix
+    removed: one history per network of a run that trains several (train_bundled.sh's
+    "fine/train_loss" beside the coarse network's "train_loss")."""
+    groups: dict[str, dict[str, list]] = {"": {}}
+    for name, values in series.items():
+        group, _, rest = name.rpartition("/") if "/" in name else ("", "", name)
+        groups.setdefault(group, {})[rest] = values
+    return groups
+
+
 def run_diagnose(*, run_id: int) -> TrainingRun:
     """Run the ConvergenceAnalyzer over the whole history and replace the findings.
     Safe to run twice. A critical finding files (or folds into) an issue."""
@@ -150,22 +161,26 @@ def run_diagnose(*, run_id: int) -> TrainingRun:
 
     run = TrainingRun.objects.get(pk=run_id)
     series = run_series(run=run)
-    report = analyze_history(series=series)
-    rows = [
-        RunFinding(
-            run=run,
-            code=f.code,
-            severity=f.severity,
-            start_step=f.start_step,
-            end_step=f.end_step,
-            statistic=f.statistic[:200],
-            value=_finite(f.value),
-            threshold=_finite(f.threshold),
-            message=f.message[:500],
-            recommendations=list(f.recommendations),
-        )
-        for f in report.findings
-    ]
+    rows, stop = [], None
+    for group, part in series_groups(series=series).items():
+        analysed = analyze_history(series=part)
+        stop = analysed.early_stopping_step if group == "" else stop  # the plain series'
+        tag = f"[{group}] " if group else ""
+        rows += [
+            RunFinding(
+                run=run,
+                code=f.code,
+                severity=f.severity,
+                start_step=f.start_step,
+                end_step=f.end_step,
+                statistic=(tag + f.statistic)[:200],
+                value=_finite(f.value),
+                threshold=_finite(f.threshold),
+                message=(tag + f.message)[:500],
+                recommendations=list(f.recommendations),
+            )
+            for f in analysed.findings
+        ]
     last = max((s for values in series.values() for s, _ in values), default=-1)
     with transaction.atomic():
         TrainingRun.objects.select_for_update().get(pk=run_id)
@@ -174,7 +189,7 @@ def run_diagnose(*, run_id: int) -> TrainingRun:
         TrainingRun.objects.filter(pk=run_id).update(
             analyzed_at=timezone.now(),
             analyzed_step=last,
-            early_stopping_step=report.early_stopping_step,
+            early_stopping_step=stop,
         )
     critical = [r for r in rows if r.severity in ("critical", "error")]
     if critical:

@@ -36,8 +36,19 @@ def _run(pk: int):
     return run
 
 
+def _bands(findings, group: str = "") -> list[tuple]:
+    """The windows of the findings on one group's series (``run_diagnose`` tags a
+    "<group>/" history's findings "[group] ")."""
+    tag = f"[{group}] " if group else ""
+    return [
+        (f.start_step, f.end_step, f"{f.code}: {f.message}")
+        for f in findings
+        if (f.statistic.startswith(tag) if tag else not f.statistic.startswith("["))
+    ]
+
+
 def _charts(series: dict, findings) -> list[dict]:
-    bands = [(f.start_step, f.end_step, f"{f.code}: {f.message}") for f in findings]
+    bands = _bands(findings)
     out, used = [], set()
     for title, names in CHART_GROUPS:
         chosen = {n: series[n] for n in names if n in series}
@@ -55,7 +66,11 @@ def _charts(series: dict, findings) -> list[dict]:
                 }
             )
     for name in sorted(set(series) - used)[:6]:
-        out.append({"title": name, "svg": line_chart({name: series[name]}, title=name)})
+        group, _, rest = name.rpartition("/")
+        extra = _bands(findings, group) if group and rest in ("train_loss", "loss") else []
+        out.append(
+            {"title": name, "svg": line_chart({name: series[name]}, title=name, bands=extra)}
+        )
     return out
 
 
