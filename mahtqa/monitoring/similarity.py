@@ -24,6 +24,7 @@ neither helps nor hurts). Each match says which fields matched and on what token
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import defaultdict
@@ -239,18 +240,34 @@ def _readable(token: str) -> str:
     return token
 
 
+Bags = dict[str, dict[str, float]]
+
+
 class SimilarityIndex:
     """The resolved issues, indexed once; :meth:`query` ranks them against a report."""
 
     def __init__(
         self, documents: Iterable[IssueText], *, weights: Mapping[str, float] | None = None
     ) -> None:
+        self._build(((doc.key, doc.bags()) for doc in documents), weights)
+
+    @classmethod
+    def from_bags(
+        cls, items: Iterable[tuple[Any, Bags]], *, weights: Mapping[str, float] | None = None
+    ) -> SimilarityIndex:
+        """From ``(key, IssueText.bags())`` pairs: a caller that keeps the bags of documents
+        that did not change rebuilds without tokenising them again."""
+        index = cls.__new__(cls)
+        index._build(items, weights)
+        return index
+
+    def _build(self, items: Iterable[tuple[Any, Bags]], weights: Mapping[str, float] | None):
         self.weights = dict(weights or FIELD_WEIGHTS)
         self.keys: list[Any] = []
-        bags: list[dict[str, dict[str, float]]] = []
-        for doc in documents:
-            self.keys.append(doc.key)
-            bags.append(doc.bags())
+        bags: list[Bags] = []
+        for key, bag in items:
+            self.keys.append(key)
+            bags.append(bag)
         self.size = len(self.keys)
         df: dict[str, dict[str, int]] = {f: defaultdict(int) for f in FIELDS}
         for bag in bags:
@@ -261,64 +278,83 @@ class SimilarityIndex:
             f: {t: math.log((1 + self.size) / (1 + n)) + 1.0 for t, n in counts.items()}
             for f, counts in df.items()
         }
+        self.vectors: list[Bags] = []
         self.postings: dict[str, dict[str, list[tuple[int, float]]]] = {
             f: defaultdict(list) for f in FIELDS
         }
         for i, bag in enumerate(bags):
+            vectors = {}
             for f, tokens in bag.items():
-                vector = _unit({t: _tf(w) * self.idf[f][t] for t, w in tokens.items()})
+                idf = self.idf[f]
+                vectors[f] = vector = _unit({t: _tf(w) * idf[t] for t, w in tokens.items()})
+                postings = self.postings[f]
                 for token, w in vector.items():
-                    self.postings[f][token].append((i, w))
+                    postings[token].append((i, w))
+            self.vectors.append(vectors)
 
     def __len__(self) -> int:
         return self.size
 
     def _query_vector(self, f: str, tokens: Mapping[str, float]) -> dict[str, float]:
         unseen = math.log(1 + self.size) + 1.0  # a token no document has: the largest idf
-        return _unit({t: _tf(w) * self.idf[f].get(t, unseen) for t, w in tokens.items()})
+        idf = self.idf.get(f, {})
+        return _unit({t: _tf(w) * idf.get(t, unseen) for t, w in tokens.items()})
 
     def query(
         self, report: IssueText, *, limit: int = 3, min_score: float = 0.05,
         exclude: Iterable[Any] = (),
     ) -> list[Match]:  # fmt: skip
         """The ``limit`` best documents scoring at least ``min_score``, best first."""
-        bags = report.bags()
-        total = sum(self.weights.get(f, 0.0) for f in bags)
+        queries = {
+            f: self._query_vector(f, tokens)
+            for f, tokens in report.bags().items()
+            if self.weights.get(f, 0.0)
+        }
+        total = sum(self.weights[f] for f in queries)
         if not total or not self.size:
             return []
+        scores: dict[int, float] = defaultdict(float)
+        for f, vector in queries.items():
+            postings = self.postings[f]
+            weight = self.weights[f] / total
+            for token, qw in vector.items():
+                c = weight * qw
+                for i, dw in postings.get(token, ()):
+                    scores[i] += c * dw
         excluded = set(exclude)
-        cosines: dict[int, dict[str, float]] = defaultdict(dict)
-        shared: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for f, tokens in bags.items():
-            weight = self.weights.get(f, 0.0)
-            if not weight:
-                continue
-            for token, qw in self._query_vector(f, tokens).items():
-                for i, dw in self.postings[f].get(token, ()):
-                    cosines[i][f] = cosines[i].get(f, 0.0) + qw * dw
-                    shared[i][_readable(token)] += weight * qw * dw
-        ranked: list[Match] = []
-        for i, per_field in cosines.items():
+        best = heapq.nsmallest(
+            max(0, limit) + len(excluded),
+            ((-score, str(self.keys[i]), i) for i, score in scores.items() if score >= min_score),
+        )
+        ranked = []
+        for negative, _, i in best:
             if self.keys[i] in excluded:
                 continue
-            score = sum(self.weights[f] * c for f, c in per_field.items()) / total
-            if score < min_score:
-                continue
-            terms = sorted(shared[i].items(), key=lambda kv: (-kv[1], kv[0]))[:6]
-            ranked.append(
-                Match(
-                    key=self.keys[i],
-                    score=round(min(1.0, score), 4),
-                    fields={
-                        f: round(min(1.0, c), 3)
-                        for f, c in sorted(per_field.items(), key=lambda kv: -kv[1])
-                        if c >= MATCH_FIELD_MIN
-                    },
-                    terms=tuple(t for t, _ in terms),
-                )
-            )
-        ranked.sort(key=lambda m: (-m.score, str(m.key)))
+            ranked.append(self._match(i, -negative, queries))
         return ranked[: max(0, limit)]
+
+    def _match(self, i: int, score: float, queries: dict[str, dict[str, float]]) -> Match:
+        """Per-field cosines and the shared tokens that weigh most, for one result."""
+        total = sum(self.weights[f] for f in queries)
+        cosines: dict[str, float] = {}
+        shared: dict[str, float] = defaultdict(float)
+        for f, vector in queries.items():
+            doc = self.vectors[i].get(f, {})
+            c = 0.0
+            for token, qw in vector.items():
+                dw = doc.get(token)
+                if dw:
+                    c += qw * dw
+                    shared[_readable(token)] += self.weights[f] / total * qw * dw
+            if c >= MATCH_FIELD_MIN:
+                cosines[f] = round(min(1.0, c), 3)
+        terms = sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))[:6]
+        return Match(
+            key=self.keys[i],
+            score=round(min(1.0, score), 4),
+            fields=dict(sorted(cosines.items(), key=lambda kv: -kv[1])),
+            terms=tuple(t for t, _ in terms),
+        )
 
 
 def rank_of(matches: Sequence[Match], key: Any) -> int | None:

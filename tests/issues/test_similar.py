@@ -17,6 +17,7 @@ from apps.issues.services import (
     issue_triage,
     similar_resolved_find,
 )
+from apps.issues.services import similar as similar_module
 from apps.issues.services.similar import similar_index_get
 from mahtqa import reporting
 from tests.issues.data.similar_pairs import pairs_load, resolved_file, traces_of
@@ -121,9 +122,14 @@ def test_the_index_is_cached_until_the_resolved_set_changes(engineer, resolved_p
     assert similar_index_get() is first
     assert len(first) == 2
     _resolved(engineer, {**BROKER, "title": "Redis down again", "message": "Error 111 again"})
+    kept = dict(similar_module._cache["bags"])
     rebuilt = similar_index_get()
     assert rebuilt is not first
     assert len(rebuilt) == 3
+    # The issues that did not change keep their tokens: only the new one is read again.
+    oom, broker = resolved_pair
+    assert similar_module._cache["bags"][oom.pk][1] is kept[oom.pk][1]
+    assert similar_module._cache["bags"][broker.pk][1] is kept[broker.pk][1]
 
 
 def test_issue_similar_find_excludes_the_issue_itself(engineer):

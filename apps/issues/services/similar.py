@@ -57,7 +57,7 @@ class SimilarIssue:
 
 
 _lock = threading.Lock()
-_cache: dict[str, Any] = {"signature": None, "index": None}
+_cache: dict[str, Any] = {"signature": None, "index": None, "bags": {}}
 
 
 def _candidates() -> QuerySet[Issue]:
@@ -102,13 +102,29 @@ def _texts(queryset: QuerySet[Issue], *, limit: int | None = None) -> list[Issue
 
 
 def similar_index_get() -> SimilarityIndex:
-    """The index of the resolved issues, rebuilt when they changed."""
+    """The index of the resolved issues, rebuilt when they changed. The tokens of an issue
+    are kept between rebuilds while its ``updated_at`` stays: a rebuild reads and
+    tokenises only the issues resolved (or edited) since."""
     signature = _signature()
     with _lock:
-        if _cache["signature"] != signature or _cache["index"] is None:
-            newest = _candidates().order_by("-updated_at", "-id")
-            _cache["index"] = SimilarityIndex(_texts(newest, limit=MAX_CANDIDATES))
-            _cache["signature"] = signature
+        if _cache["signature"] == signature and _cache["index"] is not None:
+            return _cache["index"]
+        current = list(
+            _candidates()
+            .order_by("-updated_at", "-id")
+            .values_list("pk", "updated_at")[:MAX_CANDIDATES]
+        )
+        kept: dict[int, tuple[datetime, dict]] = _cache["bags"]
+        stale = [pk for pk, at in current if kept.get(pk, (None,))[0] != at]
+        fresh: dict[int, dict] = {}
+        for start in range(0, len(stale), 2_000):
+            chunk = Issue.objects.filter(pk__in=stale[start : start + 2_000])
+            fresh.update({text.key: text.bags() for text in _texts(chunk)})
+        bags = {pk: (at, fresh[pk] if pk in fresh else kept[pk][1]) for pk, at in current
+                if pk in fresh or pk in kept}  # fmt: skip
+        _cache["bags"] = bags
+        _cache["index"] = SimilarityIndex.from_bags((pk, bag) for pk, (_, bag) in bags.items())
+        _cache["signature"] = signature
         return _cache["index"]
 
 
