@@ -317,7 +317,7 @@ def profile(version, top: int = 25) -> None:
     prof.disable()
     print(f"validation of {version.image_count} images under cProfile: "
           f"{time.perf_counter() - t0:.1f} s (1 worker)\n")  # fmt: skip
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(top)
+    pstats.Stats(prof).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(top)
 
 
 # --- main ----------------------------------------------------------------------------

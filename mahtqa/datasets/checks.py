@@ -99,17 +99,23 @@ def point_distances(a: np.ndarray, b: np.ndarray, spacing: Spacing | None) -> np
     return np.hypot(d[:, 0] * col_mm, d[:, 1] * row_mm)
 
 
-def _inside(point: np.ndarray, result: ImageResult) -> bool:
-    if result.width is None or result.height is None:
-        return True
-    return 0 <= point[0] <= result.width and 0 <= point[1] <= result.height
-
-
 def _check_points(result: ImageResult, annotator: str, pts: np.ndarray, rec: ImageRecord) -> bool:
-    """Validity of one annotator's seven points; True when they can be used further."""
-    ok = True
-    for i, name in enumerate(ABBREVIATIONS):
-        if not np.all(np.isfinite(pts[i])):
+    """Validity of one annotator's seven points; True when they can be used further.
+
+    The per-landmark tests are one numpy expression each; Python only runs per finding."""
+    finite = np.isfinite(pts).all(axis=1)
+    inside = np.ones(len(pts), bool)
+    if result.width is not None and result.height is not None:
+        with np.errstate(invalid="ignore"):
+            inside = (
+                (pts[:, 0] >= 0)
+                & (pts[:, 0] <= result.width)
+                & (pts[:, 1] >= 0)
+                & (pts[:, 1] <= result.height)
+            )
+    for i in np.flatnonzero(~finite | ~inside):
+        name = ABBREVIATIONS[i]
+        if not finite[i]:
             _finding(
                 result,
                 "annotation_nan",
@@ -118,8 +124,7 @@ def _check_points(result: ImageResult, annotator: str, pts: np.ndarray, rec: Ima
                 landmark=name,
                 annotator=annotator,
             )
-            ok = False
-        elif not _inside(pts[i], result):
+        else:
             _finding(
                 result,
                 "annotation_outside_image",
@@ -130,20 +135,20 @@ def _check_points(result: ImageResult, annotator: str, pts: np.ndarray, rec: Ima
                 annotator=annotator,
                 details={"x": float(pts[i, 0]), "y": float(pts[i, 1])},
             )
-            ok = False
-    if not ok:
+    if not (finite.all() and inside.all()):
         return False
-    for i, j in combinations(range(len(ABBREVIATIONS)), 2):
-        if np.hypot(*(pts[i] - pts[j])) < DUPLICATE_POINT_PX:
-            _finding(
-                result,
-                "annotation_duplicate_points",
-                "error",
-                f"{ABBREVIATIONS[i]} and {ABBREVIATIONS[j]} by {annotator} are the same point.",
-                landmark=ABBREVIATIONS[j],
-                annotator=annotator,
-            )
-            ok = False
+    ok = True
+    gaps = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    for i, j in zip(*np.nonzero(np.triu(gaps < DUPLICATE_POINT_PX, k=1)), strict=True):
+        _finding(
+            result,
+            "annotation_duplicate_points",
+            "error",
+            f"{ABBREVIATIONS[i]} and {ABBREVIATIONS[j]} by {annotator} are the same point.",
+            landmark=ABBREVIATIONS[j],
+            annotator=annotator,
+        )
+        ok = False
     for f in check_plausibility(pts, spacing_mm=rec.spacing_mm, image_width=result.width):
         if f.code == "spacing_unknown":
             continue

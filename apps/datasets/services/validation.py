@@ -81,11 +81,11 @@ def validation_run_start(
 
 
 def _layout_findings(run: ValidationRun) -> list[Finding]:
-    keys = {i.file: i for i in run.version.images.only("id", "file")}
+    keys = dict(run.version.images.values_list("file", "id"))
     return [
         Finding(
             run=run,
-            image=keys.get(p["file"]),
+            image_id=keys.get(p["file"]),
             code=p["code"],
             severity=p["severity"],
             landmark=p.get("landmark", ""),
@@ -182,7 +182,8 @@ def validation_run_step(*, run_id: int) -> str:
 
 
 def _image_rows(run: ValidationRun):
-    qs = run.checks.select_related("image").only(
+    # Not ``run.checks``: the related manager would load ``run_id`` per row (deferred).
+    qs = ImageCheck.objects.filter(run_id=run.pk).select_related("image").only(
         "readable",
         "sha256",
         "dhash",
