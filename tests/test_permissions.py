@@ -143,6 +143,10 @@ EXPECTED: dict[str, dict[str, tuple]] = {
     "monitoring:dashboard":  {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
     "monitoring:patterns":   {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
     "monitoring:health":     {"GET":  (LOGIN,   403,    403,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:clinical":   {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:clinical_thresholds":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
     "monitoring:incidents":  {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
     "monitoring:incident_open":
                              {"GET":  (405,     405,    405,    405,    405,    405,    405),
@@ -555,6 +559,7 @@ POST_BODY: dict[str, Callable[[World, str], Any]] = {
     "datasets-api:suspects": lambda w, r: ("json", {"oof": "oof.json"}),
     "datasets-api:suspect_decide": lambda w, r: ("json", {"decision": "dismissed"}),
     "models-api:runs": lambda w, r: ("json", {"name": f"door run {r}"}),
+    "monitoring:clinical_thresholds": lambda w, r: {"max_correction_rate": "0.35"},
     "monitoring:incident_open": lambda w, r: {"title": f"Drill by {r}", "severity": "sev3"},
     "monitoring:incident_action": lambda w, r: {"action": "review_all"},
     "monitoring:incident_status": lambda w, r: {"status": "mitigated"},

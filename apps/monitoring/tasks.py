@@ -10,6 +10,7 @@ from apps.monitoring.services import (
     readiness_record,
     worker_heartbeats_prune,
 )
+from apps.monitoring.services.clinical import clinical_monitor_run
 from apps.monitoring.services.delivery import DeliveryFailed, incident_notification_deliver
 from apps.monitoring.services.environment import worker_environment_report
 from apps.monitoring.services.health import health_run, health_runs_prune
@@ -59,3 +60,11 @@ def health_run_task() -> str:
     run = health_run(source="beat")
     health_runs_prune()
     return run.status
+
+
+@shared_task(name="apps.monitoring.tasks.clinical_monitor_task")
+def clinical_monitor_task() -> dict:
+    """Beat, every MAHTQA_CLINICAL_MONITOR_SECONDS: thresholds and drift of the clinical
+    monitor; each alert opens (or folds into) a safety-alert incident."""
+    result = clinical_monitor_run()
+    return {k: result[k] for k in ("cases", "alerts", "opened", "folded")}

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from apps.monitoring import metrics_views, views, views_dashboard, views_incidents, views_workers
+from apps.monitoring import (
+    metrics_views,
+    views,
+    views_clinical,
+    views_dashboard,
+    views_incidents,
+    views_workers,
+)
 
 app_name = "monitoring"
 
@@ -12,6 +19,12 @@ urlpatterns = [
     path("monitoring/", views_dashboard.dashboard_view, name="dashboard"),
     path("monitoring/patterns/", views_dashboard.pattern_report_view, name="patterns"),
     path("monitoring/health/", views_dashboard.health_view, name="health"),
+    path("monitoring/clinical/", views_clinical.clinical_view, name="clinical"),
+    path(
+        "monitoring/clinical/thresholds/",
+        views_clinical.clinical_thresholds_view,
+        name="clinical_thresholds",
+    ),  # fmt: skip
     path("monitoring/incidents/", views_incidents.incidents_view, name="incidents"),
     path("monitoring/incidents/open/", views_incidents.incident_open_view, name="incident_open"),
     path("monitoring/incidents/<int:pk>/", views_incidents.incident_view, name="incident"),

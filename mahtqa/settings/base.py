@@ -181,6 +181,11 @@ MAHTQA_DATASET_CHUNK = env.int("MAHTQA_DATASET_CHUNK", default=200)  # images pe
 # A running validation whose heartbeat is older than this is picked up again (beat).
 MAHTQA_DATASET_LEASE_S = env.int("MAHTQA_DATASET_LEASE_S", default=120)
 
+# Clinical performance monitor: the cases it reads (lookback), and the size of the
+# reference a site's drift is measured against (docs/monitoring.md).
+MAHTQA_CLINICAL_MONITOR_DAYS = env.int("MAHTQA_CLINICAL_MONITOR_DAYS", default=90)
+MAHTQA_CLINICAL_MONITOR_MAX_CASES = env.int("MAHTQA_CLINICAL_MONITOR_MAX_CASES", default=20000)
+MAHTQA_CLINICAL_REFERENCE_CASES = env.int("MAHTQA_CLINICAL_REFERENCE_CASES", default=200)
 MAHTQA_DEVICE = env.str("MAHTQA_DEVICE", default="cpu")
 MAHTQA_NUM_THREADS = env.int("MAHTQA_NUM_THREADS", default=0) or None
 # Review: a claim with no activity for this long returns to the queue (beat).
@@ -375,6 +380,11 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-incidents-escalate": {
         "task": "apps.monitoring.tasks.incidents_escalate_task",
         "schedule": env.float("MAHTQA_INCIDENT_ESCALATE_SECONDS", default=30.0),
+    },
+    # The clinical performance monitor: a safety alert opens an incident within 60 s.
+    "monitoring-clinical-monitor": {
+        "task": "apps.monitoring.tasks.clinical_monitor_task",
+        "schedule": env.float("MAHTQA_CLINICAL_MONITOR_SECONDS", default=30.0),
     },
     "issues-overdue-notify": {
         "task": "apps.issues.tasks.issues_overdue_notify_task",
