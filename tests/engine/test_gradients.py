@@ -125,6 +125,35 @@ def test_update_ratio_high_and_low():
     assert {f.code for f in low.findings} == {"update_ratio_low"}
 
 
+def test_per_layer_norms_update_ratios_and_dead_fractions_match_a_hand_computation():
+    model = _conv_net()
+    with torch.no_grad():
+        model[0].weight[:3] = 0.0  # channels 0-2 of the first conv: zero output ...
+        model[0].bias[:3] = -1.0  # ... below the ReLU, so their weight gradient is 0
+    monitor = GradientMonitor(model, every=1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    value = model(torch.rand(4, 1, 16, 16)).square().mean()
+    value.backward()
+    stats = monitor.after_backward(0)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    opt.step()
+    monitor.after_step(0)
+
+    def norm(tensors):
+        return torch.sqrt(sum(t.double().square().sum() for t in tensors)).item()
+
+    for layer in ("0", "2"):
+        mine = [n for n in grads if n.startswith(layer + ".")]
+        assert stats["layers"][layer] == pytest.approx(norm(grads[n] for n in mine), rel=1e-6)
+        after = dict(model.named_parameters())
+        delta = norm(after[n].detach() - before[n] for n in mine)
+        ratio = delta / norm(before[n] for n in mine)
+        assert stats["update_ratio"][layer] == pytest.approx(ratio, rel=1e-5)
+    assert stats["dead_fraction"] == {"0": 3 / 8, "2": 0.0}
+    assert "dead_units" not in _codes(monitor)  # 37.5 % < the 50 % threshold
+
+
 def test_only_every_nth_step_is_sampled():
     model = _conv_net()
     monitor = GradientMonitor(model, every=3)
