@@ -119,14 +119,21 @@ def clinical_incidents_active() -> list[dict]:
             fingerprint__startswith=f"{Trigger.SAFETY_ALERT}:{KEY_PREFIX}",
         ).order_by("-opened_at")
     )  # fmt: skip
-    last: dict[int, dict] = {}
+    last: dict[int, dict[str, dict]] = {}  # incident -> alert key -> its latest evidence
     for incident_id, data in (
         IncidentEvent.objects.filter(incident__in=incidents, kind__in=("opened", "folded"))
         .order_by("at", "pk")
         .values_list("incident_id", "data")
     ):
-        last[incident_id] = data or {}
+        if data and data.get("key"):
+            last.setdefault(incident_id, {})[data["key"]] = data
     return [
-        {"incident": i, "key": i.fingerprint.split(":", 1)[1], "last": last.get(i.pk, {})}
+        {"incident": i, "key": i.fingerprint.split(":", 1)[1], "alerts": last.get(i.pk, {})}
         for i in incidents
     ]
+
+
+def clinical_site_incident_key(site: str) -> str:
+    """One incident per site: every signal of one site folds into it (one page for the
+    on-call radiologist, the signals in its timeline)."""
+    return f"{KEY_PREFIX}site:{site}"

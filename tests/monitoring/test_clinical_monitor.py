@@ -80,7 +80,7 @@ def test_a_stream_of_corrections_opens_one_safety_incident_and_folds(world):
     assert result["folded"] == []
     incident = Incident.objects.get()
     assert incident.trigger == "safety_alert"
-    assert incident.fingerprint == f"safety_alert:{key}"
+    assert incident.fingerprint == f"safety_alert:clinical:site:{SITE}"  # one per site
     assert incident.severity == "sev1"
     assert "60%" in incident.summary
     assert SITE in incident.summary

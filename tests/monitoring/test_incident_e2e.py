@@ -43,7 +43,7 @@ class MonitorStack(Stack):
         return {**super().env(), **(self.extra or {})}
 
 
-def _corrected_stream(n: int, *, shift_px: float) -> None:
+def _corrected_stream(n: int, *, shift_px: float, reviewer) -> None:
     """``n`` reviewed cases where the radiologist moved every landmark by ``shift_px``
     (0.1 mm spacing: 40 px = 4 mm, far over the 2 mm threshold)."""
     for _ in range(n):
@@ -51,7 +51,7 @@ def _corrected_stream(n: int, *, shift_px: float) -> None:
         prediction = PredictionFactory(study=study)
         after = [{**lm, "x": lm["x"] + shift_px} for lm in prediction.landmarks]
         ReviewFactory(
-            study=study, prediction=prediction, outcome=ReviewOutcome.CORRECTED,
+            study=study, prediction=prediction, outcome=ReviewOutcome.CORRECTED, reviewer=reviewer,
             landmarks_after=after,
         )  # fmt: skip
 
@@ -63,9 +63,8 @@ def _ack_link(message) -> str:
 
 def test_safety_alert_opens_incident_switches_routing_notifies_escalates_and_stops(
     transactional_db,
-    private_redis,
 ):
-    UserFactory(role="radiologist", username="oncall-rad", email="rad@example.test")
+    rad = UserFactory(role="radiologist", username="oncall-rad", email="rad@example.test")
     UserFactory(role="senior_radiologist", username="oncall-sen", email="sen@example.test")
     UserFactory(role="admin", username="oncall-adm", email="adm@example.test")
     MonitorSettings.objects.update_or_create(
@@ -89,7 +88,7 @@ def test_safety_alert_opens_incident_switches_routing_notifies_escalates_and_sto
         try:
             stack.start_worker()
             stack.start_beat()
-            _corrected_stream(30, shift_px=40.0)
+            _corrected_stream(30, shift_px=40.0, reviewer=rad)
             stored = time.monotonic()
             assert wait_until(
                 lambda: Incident.objects.filter(trigger="safety_alert").exists(), timeout=60

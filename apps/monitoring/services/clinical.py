@@ -2,10 +2,11 @@
 
 ``clinical_monitor_run`` (beat, every MAHTQA_CLINICAL_MONITOR_SECONDS) evaluates the
 admin's thresholds and the drift tests over the reviewed cases (``mahtqa.monitoring.
-clinical``) and raises each alert as a safety-alert incident keyed
-``clinical:<signal>:<site>``: a repeat folds into the open incident, and only when the
-evidence is new (a later case in the window), so a persisting alert does not add a
-timeline entry every 30 s.
+clinical``) and raises each alert as a safety-alert incident keyed by site
+(``clinical:site:<site>``: every signal of a site folds into one incident, so the on-call
+radiologist is paged once): a repeat folds into the open incident, and only when the
+evidence of that alert (``clinical:<signal>:<site>``) is new (a later case in the window),
+so a persisting alert does not add a timeline entry every 30 s.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from apps.monitoring.models import MonitorSettings
 from apps.monitoring.selectors_clinical import (
     clinical_incidents_active,
     clinical_records,
+    clinical_site_incident_key,
     monitor_thresholds,
 )
 from apps.monitoring.services.incidents import incident_trigger, monitor_settings_get
@@ -61,7 +63,7 @@ def clinical_monitor_run(*, now: datetime | None = None) -> dict[str, Any]:
     config = monitor_settings_get()
     records = clinical_records(now=now)
     report = monitor_evaluate(records, thresholds=_thresholds(config))
-    seen = {row["key"]: row["last"] for row in clinical_incidents_active()}
+    seen = {k: v for row in clinical_incidents_active() for k, v in row["alerts"].items()}
     opened, folded, unchanged = [], [], []
     for alert in report["alerts"]:
         evidence = {**alert.as_dict(), "last_case": alert.window["last_case"]}
@@ -71,7 +73,7 @@ def clinical_monitor_run(*, now: datetime | None = None) -> dict[str, Any]:
             unchanged.append(alert.key)
             continue
         incident, is_new = incident_trigger(
-            trigger=Trigger.SAFETY_ALERT, key=alert.key,
+            trigger=Trigger.SAFETY_ALERT, key=clinical_site_incident_key(alert.site),
             title=f"Clinical monitor: {alert.signal.replace('_', ' ')} at site {alert.site}",
             summary=alert.message, study_ids=alert.study_ids[:200], data=evidence, now=now,
         )  # fmt: skip
