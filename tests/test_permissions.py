@@ -285,8 +285,11 @@ PATH_OBJECT = {
     "models:shadow": "inactive_model",
     **dict.fromkeys(
         (
-            "monitoring:incident", "monitoring:incident_ack", "monitoring:incident_action",
-            "monitoring:incident_status", "monitoring:incident_record",
+            "monitoring:incident",
+            "monitoring:incident_ack",
+            "monitoring:incident_action",
+            "monitoring:incident_status",
+            "monitoring:incident_record",
             "monitoring:incident_note",
         ),
         "incident",

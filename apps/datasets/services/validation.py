@@ -183,20 +183,24 @@ def validation_run_step(*, run_id: int) -> str:
 
 def _image_rows(run: ValidationRun):
     # Not ``run.checks``: the related manager would load ``run_id`` per row (deferred).
-    qs = ImageCheck.objects.filter(run_id=run.pk).select_related("image").only(
-        "readable",
-        "sha256",
-        "dhash",
-        "width",
-        "height",
-        "quality_score",
-        "distances",
-        "unit",
-        "image__key",
-        "image__split",
-        "image__spacing_row_mm",
-        "image__spacing_col_mm",
-        "image__annotations",
+    qs = (
+        ImageCheck.objects.filter(run_id=run.pk)
+        .select_related("image")
+        .only(
+            "readable",
+            "sha256",
+            "dhash",
+            "width",
+            "height",
+            "quality_score",
+            "distances",
+            "unit",
+            "image__key",
+            "image__split",
+            "image__spacing_row_mm",
+            "image__spacing_col_mm",
+            "image__annotations",
+        )
     )
     for c in qs.iterator(chunk_size=2000):
         yield ImageRow(
