@@ -5,8 +5,9 @@ and the distributions the report plots. Memory is a few numbers per image."""
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,9 @@ def _stats(values: list[float], threshold: float) -> dict[str, float]:
     }
 
 
+NEAR_DUPLICATES_LISTED = 10
+
+
 def _bits(hashes: list[tuple[str, str]]) -> np.ndarray:
     return np.frombuffer(b"".join(bytes.fromhex(h) for _, h in hashes), np.uint64).reshape(
         len(hashes), -1
@@ -62,9 +66,9 @@ def _bits(hashes: list[tuple[str, str]]) -> np.ndarray:
 
 def _near_duplicates(
     hashes: dict[str, list[tuple[str, str]]], bits: int
-) -> list[tuple[str, str, str, str, int]]:
-    """Pairs of images in different splits whose dHashes differ in <= ``bits`` bits."""
-    out = []
+) -> Iterator[tuple[str, str, str, str, int]]:
+    """Pairs of images in different splits whose dHashes differ in <= ``bits`` bits,
+    streamed (512 rows of one split against the other at a time)."""
     splits = sorted(hashes)
     for i, sa in enumerate(splits):
         a = _bits(hashes[sa])
@@ -73,10 +77,7 @@ def _near_duplicates(
             for start in range(0, len(a), 512):
                 d = np.bitwise_count(a[start : start + 512, None, :] ^ b[None, :, :]).sum(axis=-1)
                 for ia, ib in zip(*np.nonzero(d <= bits), strict=True):
-                    out.append(
-                        (hashes[sa][start + ia][0], sa, hashes[sb][ib][0], sb, int(d[ia, ib]))
-                    )
-    return out
+                    yield hashes[sa][start + ia][0], sa, hashes[sb][ib][0], sb, int(d[ia, ib])
 
 
 class _Accumulator:
@@ -186,18 +187,44 @@ def _leakage(acc: _Accumulator, bits: int) -> tuple[dict[str, int], list[Finding
                 )
             )
     same_content = {k for m in acc.by_sha.values() if len(m) > 1 for k, _ in m}
-    near = [p for p in _near_duplicates(acc.hashes, bits) if not {p[0], p[2]} <= same_content]
-    for ka, sa, kb, sb, d in near:
+    # One finding per image (its closest NEAR_DUPLICATES_LISTED look-alikes and the count),
+    # not one per pair: a case copied 100 times would otherwise give 10,000 findings, and
+    # the memory held would grow with the square of the copies.
+    near: dict[tuple[str, str], tuple[int, list[tuple[int, str, str]]]] = {}
+    pairs = 0
+    for ka, sa, kb, sb, d in _near_duplicates(acc.hashes, bits):
+        if {ka, kb} <= same_content:
+            continue
+        pairs += 1
+        if sb == "train":  # flag the held-out image: its score is the one contaminated
+            ka, sa, kb, sb = kb, sb, ka, sa
+        count, closest = near.get((kb, sb), (0, []))
+        heapq.heappush(closest, (-d, ka, sa))
+        if len(closest) > NEAR_DUPLICATES_LISTED:
+            heapq.heappop(closest)
+        near[(kb, sb)] = (count + 1, closest)
+    for (kb, sb), (count, closest) in near.items():
+        ranked = sorted((-nd, ka, sa) for nd, ka, sa in closest)
+        d, ka, sa = ranked[0]
+        more = f" and {count - 1} more" if count > 1 else ""
         findings.append(
             Finding(
                 "split_leakage_near_duplicate",
                 "error",
-                f"{kb} ({sb}) looks like {ka} ({sa}): dHash distance {d} <= {bits} bits.",
+                f"{kb} ({sb}) looks like {ka} ({sa}){more}: dHash distance {d} <= {bits} bits.",
                 image=kb,
-                details={"other": ka, "bits": d},
-            )
+                details={
+                    "other": ka,
+                    "bits": d,
+                    "count": count,
+                    "closest": [{"image": k, "split": s_, "bits": b} for b, k, s_ in ranked],
+                },
+            )  # fmt: skip
         )
-    return {"exact_across_splits": exact, "near_duplicates_across_splits": len(near)}, findings
+    return {
+        "exact_across_splits": exact, "near_duplicates_across_splits": pairs,
+        "images_with_near_duplicates": len(near),
+    }, findings  # fmt: skip
 
 
 def _balance(acc: _Accumulator) -> tuple[dict[str, Any], list[Finding]]:
