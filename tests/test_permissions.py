@@ -152,6 +152,12 @@ EXPECTED: dict[str, dict[str, tuple]] = {
                              {"GET":  (405,     405,    405,    405,    405,    405,    405),
                               "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
     "monitoring:incident":   {"GET":  (LOGIN,   200,    200,    200,    200,    LOGIN,  LOGIN)},
+    "monitoring:incident_settings":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    403,    302,    LOGIN,  LOGIN)},
+    "monitoring:incident_link":
+                             {"GET":  (405,     405,    405,    405,    405,    405,    405),
+                              "POST": (LOGIN,   403,    403,    302,    302,    LOGIN,  LOGIN)},
     "monitoring:incident_ack":
                              {"GET":  (405,     405,    405,    405,    405,    405,    405),
                               "POST": (LOGIN,   302,    302,    302,    302,    LOGIN,  LOGIN)},
@@ -291,6 +297,7 @@ PATH_OBJECT = {
             "monitoring:incident_status",
             "monitoring:incident_record",
             "monitoring:incident_note",
+            "monitoring:incident_link",
         ),
         "incident",
     ),  # fmt: skip
@@ -569,6 +576,9 @@ POST_BODY: dict[str, Callable[[World, str], Any]] = {
     "monitoring:incident_record": lambda w, r: {"cause": "c", "impact": "i",
                                                 "actions_taken": "a"},
     "monitoring:incident_note": lambda w, r: {"text": "Looking at it."},
+    "monitoring:incident_link": lambda w, r: {"issue": str(w.issue.pk)},
+    "monitoring:incident_settings": lambda w, r: {"ack_timeout_minutes": "10",
+                                                  "oncall_levels": "radiologist, admin"},
     "models-api:run_import": lambda w, r: ("json", {"name": "imported", "path": "door-log.csv"}),
     "models-api:run_metrics": lambda w, r: ("json", {"rows": [{"step": 1000, "train_loss": 0.5}]}),
     "models-api:evaluations": lambda w, r: ("json", {"model_version": str(w.inactive_model.pk),

@@ -92,6 +92,11 @@ def issue_list(
     return qs.order_by(*SORTS[filters.sort]).defer("context", "description")
 
 
+def issue_exists(*, issue_id: int) -> bool:
+    """Published for other apps (incidents link issues by number)."""
+    return Issue.objects.filter(pk=issue_id).exists()
+
+
 def issue_get(*, pk: int) -> Issue:
     return Issue.objects.select_related(
         "assignee", "reporter", "study", "model_version", "merged_into"

@@ -27,6 +27,16 @@ urlpatterns = [
     ),  # fmt: skip
     path("monitoring/incidents/", views_incidents.incidents_view, name="incidents"),
     path("monitoring/incidents/open/", views_incidents.incident_open_view, name="incident_open"),
+    path(
+        "monitoring/incidents/settings/",
+        views_incidents.incident_settings_view,
+        name="incident_settings",
+    ),  # fmt: skip
+    path(
+        "monitoring/incidents/<int:pk>/link/",
+        views_incidents.incident_link_view,
+        name="incident_link",
+    ),  # fmt: skip
     path("monitoring/incidents/<int:pk>/", views_incidents.incident_view, name="incident"),
     path(
         "monitoring/incidents/<int:pk>/ack/", views_incidents.incident_ack_view, name="incident_ack"

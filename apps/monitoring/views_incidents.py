@@ -29,10 +29,13 @@ from apps.monitoring.services.actions import incident_action_run
 from apps.monitoring.services.incidents import (
     ack_token_read,
     incident_acknowledge,
+    incident_issue_link,
     incident_note_add,
     incident_open,
     incident_record_close,
     incident_status_set,
+    monitor_response_update,
+    monitor_settings_get,
     oncall_levels,
 )
 
@@ -76,8 +79,35 @@ def incidents_view(request: HttpRequest) -> HttpResponse:
         "triggers": Trigger.choices,
         "severities": IncidentSeverity.choices,
         "can_open": request.user.has_perm(ADMIN_PERM),
+        "config": monitor_settings_get(),
+        "levels": oncall_levels(),
     }
     return render(request, "monitoring/incidents.html", context)
+
+
+@require_POST
+@perm_required(ADMIN_PERM)
+def incident_settings_view(request: HttpRequest) -> HttpResponse:
+    """The response plan's settings: automatic review-all, timeout, on-call order."""
+    post = request.POST
+    try:
+        timeout = float(post.get("ack_timeout_minutes", ""))
+    except ValueError:
+        timeout = -1.0
+    levels = [lv.strip() for lv in post.get("oncall_levels", "").split(",") if lv.strip()]
+    try:
+        monitor_response_update(
+            user=request.user, auto_review_all_on_safety=post.get("auto_review_all") == "on",
+            ack_timeout_minutes=timeout, oncall_levels=levels, ip=client_ip(request),
+        )  # fmt: skip
+    except DomainError as exc:
+        detail = "; ".join(f"{k}: {v}" for k, v in (exc.details or {}).items())
+        messages.error(request, f"{exc.message} {detail}".strip())
+        response = incidents_view(request)
+        response.status_code = domain_status(exc)
+        return response
+    messages.success(request, "Response plan saved.")
+    return redirect("monitoring:incidents")
 
 
 @require_POST
@@ -172,6 +202,18 @@ def incident_note_view(request: HttpRequest, pk: int) -> HttpResponse:
         request, pk,
         lambda: incident_note_add(incident_id=pk, user=request.user, text=request.POST.get("text")),
         "Note added to the timeline.",
+    )  # fmt: skip
+
+
+@require_POST
+@perm_required(WORK_PERM)
+def incident_link_view(request: HttpRequest, pk: int) -> HttpResponse:
+    raw = request.POST.get("issue", "").strip().lstrip("#")
+    issue_id = int(raw) if raw.isdigit() else 0
+    return _run(
+        request, pk,
+        lambda: incident_issue_link(incident_id=pk, user=request.user, issue_id=issue_id),
+        f"Issue #{issue_id} linked.",
     )  # fmt: skip
 
 

@@ -303,3 +303,35 @@ def test_incident_pages(client_for, oncall):
     opened = admin.post(reverse("monitoring:incident_open"), {"title": "", "severity": "sev2"})
     assert opened.status_code == 302
     assert Incident.objects.count() == 1  # nothing opened without a title
+
+
+def test_linking_an_issue_once_and_refusing_an_unknown_one(oncall, engineer):
+    from apps.monitoring.services.incidents import incident_issue_link
+    from tests.factories import IssueFactory
+
+    incident, _ = incident_trigger(trigger="data_loss", key="k", title="t")
+    issue = IssueFactory()
+    incident_issue_link(incident_id=incident.pk, user=engineer, issue_id=issue.pk)
+    incident_issue_link(incident_id=incident.pk, user=engineer, issue_id=issue.pk)
+    assert list(incident.issues.values_list("pk", flat=True)) == [issue.pk]
+    assert _kinds(incident).count(IncidentEventKind.LINKED) == 1
+    with pytest.raises(InvalidInput) as exc:
+        incident_issue_link(incident_id=incident.pk, user=engineer, issue_id=issue.pk + 999)
+    assert exc.value.code == "unknown_issue"
+
+
+def test_response_plan_settings_are_validated_and_audited(client_for, oncall):
+    admin = client_for("admin")
+    url = reverse("monitoring:incident_settings")
+    bad = admin.post(url, {"ack_timeout_minutes": "0", "oncall_levels": "radiologist, janitor"})
+    assert bad.status_code == 400
+    assert b"unknown role(s): janitor" in bad.content
+    assert monitor_settings_get().ack_timeout_minutes == 10  # unchanged
+    good = admin.post(url, {"ack_timeout_minutes": "5", "auto_review_all": "on",
+                            "oncall_levels": "senior_radiologist, admin"})  # fmt: skip
+    assert good.status_code == 302
+    config = monitor_settings_get()
+    assert (config.ack_timeout_minutes, config.auto_review_all_on_safety) == (5.0, True)
+    assert config.oncall_levels == ["senior_radiologist", "admin"]
+    audit = AuditEvent.objects.get(target_type="monitor_response")
+    assert audit.details["before"]["ack_timeout_minutes"] == 10

@@ -342,3 +342,62 @@ def incident_note_add(*, incident_id: int, user, text: str) -> IncidentEvent:
         incident=incident, kind=IncidentEventKind.NOTE, message=text,
         actor=getattr(user, "username", "") or "system",
     )  # fmt: skip
+
+
+def incident_issue_link(*, incident_id: int, user, issue_id: int) -> Incident:
+    """Link an issue (the cause, or a follow-up) to an incident. Safe to run twice."""
+    from apps.issues.selectors import issue_exists
+
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is None:
+        raise NotFound("not_found", "No such incident.")
+    if not issue_exists(issue_id=issue_id):
+        raise InvalidInput("unknown_issue", f"There is no issue #{issue_id}.",
+                           details={"issue": "unknown"})  # fmt: skip
+    if not incident.issues.filter(pk=issue_id).exists():
+        incident.issues.add(issue_id)
+        incident_event_add(
+            incident=incident, kind=IncidentEventKind.LINKED,
+            actor=getattr(user, "username", "") or "system", message=f"Issue #{issue_id} linked.",
+        )  # fmt: skip
+    return incident
+
+
+def monitor_response_update(
+    *, user, auto_review_all_on_safety: bool, ack_timeout_minutes: float,
+    oncall_levels: list[str], ip: str | None = None,
+) -> MonitorSettings:  # fmt: skip
+    """The response plan's settings (admins): automatic review-all on a safety alert, the
+    acknowledgement timeout and the on-call order (role names). Audited."""
+    from django.contrib.auth.models import Group
+
+    from apps.clinical.choices import AuditAction
+    from apps.clinical.services.audit import audit_record
+
+    errors = {}
+    if not 0.5 <= ack_timeout_minutes <= 24 * 60:
+        errors["ack_timeout_minutes"] = "between 0.5 and 1440 minutes"
+    known = set(Group.objects.values_list("name", flat=True))
+    unknown = [level for level in oncall_levels if level not in known]
+    if unknown:
+        errors["oncall_levels"] = f"unknown role(s): {', '.join(unknown)}"
+    if len(set(oncall_levels)) != len(oncall_levels):
+        errors["oncall_levels"] = "a role appears twice"
+    if errors:
+        raise InvalidInput("invalid_settings", "Some settings are not valid.", details=errors)
+    with transaction.atomic():
+        config = MonitorSettings.objects.select_for_update().get(pk=monitor_settings_get().pk)
+        before = {"auto_review_all_on_safety": config.auto_review_all_on_safety,
+                  "ack_timeout_minutes": config.ack_timeout_minutes,
+                  "oncall_levels": list(config.oncall_levels)}  # fmt: skip
+        config.auto_review_all_on_safety = auto_review_all_on_safety
+        config.ack_timeout_minutes = ack_timeout_minutes
+        config.oncall_levels = list(oncall_levels)
+        config.save()
+        audit_record(
+            actor=user, action=AuditAction.THRESHOLDS_CHANGE, target_type="monitor_response",
+            target_id="1", ip=ip, details={"before": before, "after": {
+                "auto_review_all_on_safety": auto_review_all_on_safety,
+                "ack_timeout_minutes": ack_timeout_minutes, "oncall_levels": oncall_levels}},
+        )  # fmt: skip
+    return config
