@@ -32,6 +32,7 @@ class RoutingDecision:
     reasons: list[dict] = field(default_factory=list)
     policy_version: int = 0
     risk: dict | None = None  # the risk gate applied (threshold, source), if any
+    ood: dict | None = None  # the OOD reference applied when it is a site's own
 
     def as_dict(self) -> dict:
         out = {
@@ -42,6 +43,8 @@ class RoutingDecision:
         }
         if self.risk is not None:
             out["risk"] = self.risk
+        if self.ood is not None:
+            out["ood"] = self.ood
         return out
 
 
@@ -56,6 +59,16 @@ class RiskGate:
     source: str = "global"  # "global" (the model's calibration) or the site's key
 
 
+@dataclass(frozen=True)
+class OodGate:
+    """An onboarded site's own OOD reference: its score replaces the global one."""
+
+    score: float  # the case's OOD score against the site's reference (1 = its limit)
+    source: str  # the site's key
+    global_score: float  # against the training reference (still stored and monitored)
+    components: dict = field(default_factory=dict)
+
+
 def route(
     *,
     landmarks: list[dict],
@@ -64,12 +77,14 @@ def route(
     policy: PolicyView,
     risk: RiskGate | None = None,
     site_review_all: bool = False,
+    ood: OodGate | None = None,
 ) -> RoutingDecision:
     """Decide where a prediction goes. Urgent beats normal; any reason means review.
 
     With a ``risk`` gate (risk-controlled mode and an engine with an error model) the
     case risk replaces the per-landmark confidence limits; OOD and findings apply in
-    both modes."""
+    both modes. With an ``ood`` gate (an onboarded site's own reference) the site score
+    replaces ``ood_score`` against the same ``max_ood_score``."""
     urgent: list[dict] = []
     normal: list[dict] = []
     for f in findings:
@@ -78,7 +93,10 @@ def route(
     for f in findings:
         if f["code"] == "spacing_unknown" and all(u["code"] != "spacing_unknown" for u in urgent):
             urgent.append({"code": "spacing_unknown", "message": f["message"], "severity": "high"})
-    if not ood_score <= policy.max_ood_score:  # NaN counts as out of distribution
+    if ood is not None:
+        if not ood.score <= policy.max_ood_score:  # NaN counts as out of distribution
+            normal.append(_site_ood_reason(ood, policy.max_ood_score))
+    elif not ood_score <= policy.max_ood_score:  # NaN counts as out of distribution
         normal.append(
             {
                 "code": "out_of_distribution",
@@ -115,6 +133,14 @@ def route(
         gate = {"case_risk": round(risk.case_risk, 5), "threshold": risk.threshold,
                 "tolerated_risk": risk.tolerated_risk, "n_calibration": risk.n_calibration,
                 "source": risk.source}  # fmt: skip
+    decision = _decide(urgent, normal, policy, gate)
+    if ood is not None:
+        decision.ood = {"score": round(float(ood.score), 3), "source": ood.source,
+                        "global_score": round(float(ood.global_score), 3)}  # fmt: skip
+    return decision
+
+
+def _decide(urgent: list, normal: list, policy: PolicyView, gate: dict | None) -> RoutingDecision:
     if urgent:
         return RoutingDecision(
             Destination.REVIEW, Priority.URGENT, urgent + normal, policy.version, gate
@@ -134,6 +160,16 @@ def route(
         "message": "All landmarks confident, no findings, radiograph in distribution.",
     }
     return RoutingDecision(Destination.RELEASED, None, [reason], policy.version, gate)
+
+
+def _site_ood_reason(ood: OodGate, limit: float) -> dict:
+    worst = max(ood.components.items(), key=lambda kv: kv[1].get("score", 0), default=None)
+    which = f" (worst: {worst[0]})" if worst else ""
+    return {
+        "code": "out_of_distribution_site", "severity": "warning",
+        "message": (f"The radiograph is unlike this site's onboarding cases (site OOD score "
+                    f"{ood.score:.2f} > {limit:.2f}{which}); its calibration does not cover it."),
+    }  # fmt: skip
 
 
 def _risk_reasons(risk: RiskGate) -> list[dict]:

@@ -19,6 +19,7 @@ from apps.clinical.routing import route
 from apps.clinical.services.images import study_png_store
 from apps.clinical.services.intake import dicom_limits, study_enqueue
 from apps.clinical.services.policy import (
+    ood_gate,
     policy_view,
     risk_gate,
     routing_policy_current,
@@ -134,7 +135,11 @@ def prediction_decide(
             policy=policy, manifest=model_version.manifest, case_risk=result.case_risk, site=site
         ),
         site_review_all=site_reviews_all(policy=policy, site=site),
-    )
+        ood=ood_gate(
+            manifest=model_version.manifest, ood_details=result.ood_details,
+            ood_score=result.ood_score, site=site,
+        ),
+    )  # fmt: skip
     return landmarks, measurements, findings, decision
 
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from apps.clinical.choices import EscalationLevel, ReviewPolicy
 from apps.clinical.models import RoutingPolicy
-from apps.clinical.routing import PolicyView, RiskGate
+from apps.clinical.routing import OodGate, PolicyView, RiskGate
 from apps.core.errors import InvalidInput
 from apps.models.selectors import model_version_active
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
@@ -147,6 +147,21 @@ def risk_gate(
         tolerated_risk=float(cert.get("alpha", policy.tolerated_risk)),
         n_calibration=int(cert.get("n", 0)), source=source,
     )  # fmt: skip
+
+
+def ood_gate(*, manifest: dict, ood_details: dict, ood_score: float, site=None) -> OodGate | None:
+    """The site's own OOD reference applied to a case, or None (the global guard applies).
+
+    Only an onboarded site whose accepted calibration carries an OOD reference fitted for
+    this model (``site.policy["ood_reference"]``, same sha256) gets one."""
+    own = getattr(site, "policy", None) or {}
+    ref = own.get("ood_reference")
+    if not ref or own.get("model_sha256") != (manifest or {}).get("sha256"):
+        return None
+    from mahtqa.engine.ood import SiteOodReference  # cv2: only where a site has one
+
+    score, comps = SiteOodReference.from_dict(ref).score(ood_details or {})
+    return OodGate(score=score, source=site.key, global_score=float(ood_score), components=comps)
 
 
 def site_reviews_all(*, policy: RoutingPolicy, site) -> bool:

@@ -73,12 +73,20 @@ def site_min_reviewed() -> int:
     return int(getattr(settings, "MAHTQA_SITE_MIN_REVIEWED", 30))
 
 
-def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bool], int]:
-    """(case risks, unsafe flags, skipped) of the site's reviewed cases on this model:
-    the error of each AI landmark against the reviewer's final landmark, in mm."""
+def site_ood_min_cases() -> int:
+    """Reviewed cases a site's own OOD reference needs (MAHTQA_SITE_OOD_MIN_CASES)."""
+    from mahtqa.engine.ood import SITE_MIN_CASES
+
+    return int(getattr(settings, "MAHTQA_SITE_OOD_MIN_CASES", SITE_MIN_CASES))
+
+
+def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bool], int, list]:
+    """(case risks, unsafe flags, skipped, OOD details) of the site's reviewed cases on this
+    model: the error of each AI landmark against the reviewer's final landmark, in mm.
+    Only this site's own studies, accepted or corrected (a rejected image is not one)."""
     from apps.clinical.models import Review
 
-    scores, unsafe, skipped = [], [], 0
+    scores, unsafe, skipped, details = [], [], 0, []
     reviews = (
         Review.objects.filter(study__site=site, outcome__in=("accepted", "corrected"))
         .select_related("study", "prediction__model_version")
@@ -95,7 +103,34 @@ def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bo
         truth = [final[lm["abbreviation"]] for lm in review.landmarks_before]
         scores.append(float(pred.case_risk))
         unsafe.append(bool(radial_errors_mm(ai, truth, spacing).max() > UNSAFE_MM))
-    return scores, unsafe, skipped
+        details.append(pred.ood_details or {})
+    return scores, unsafe, skipped, details
+
+
+def _site_ood(model, details: list[dict]) -> tuple[dict | None, dict]:
+    """The site's own OOD reference (None when it cannot be fitted) and its summary."""
+    from mahtqa.engine.ood import SiteOodReference
+
+    usable = [d for d in details if d]
+    needed = site_ood_min_cases()
+    summary = {"n": len(usable), "needed": needed}
+    if len(usable) < needed:
+        return None, {**summary, "note": f"{len(usable)} cases with OOD details; {needed} needed"}
+    from apps.models.loader import ModelIntegrityError, predictor_for
+
+    try:
+        training = predictor_for(model).ood_reference
+    except ModelIntegrityError as exc:
+        return None, {**summary, "note": f"training reference unavailable: {exc}"}
+    if training is None:
+        return None, {**summary, "note": "the model has no OOD reference"}
+    try:
+        ref = SiteOodReference.fit(details=usable, prior_sd=training.spreads(), min_cases=needed)
+    except ValueError as exc:  # too few cases for the coverage
+        return None, {**summary, "note": str(exc)}
+    loo = np.asarray(ref.loo_scores)
+    return ref.to_dict(), {**summary, "limit": round(ref.limit, 3), "coverage": ref.coverage,
+                           "loo_pass_rate": round(float((loo <= ref.limit).mean()), 3)}  # fmt: skip
 
 
 def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) -> dict:
@@ -109,7 +144,7 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) ->
     model = model_version_active()
     if model is None:
         raise Conflict("no_active_model", "No model version is active.")
-    scores, unsafe, skipped = _reviewed_cases(site, model.sha256)
+    scores, unsafe, skipped, details = _reviewed_cases(site, model.sha256)
     min_reviewed = site_min_reviewed() if min_reviewed is None else min_reviewed
     if len(scores) < min_reviewed:
         raise Conflict(
@@ -119,6 +154,7 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) ->
         )
     alpha = routing_policy_current().tolerated_risk
     decision = learn_then_test(np.array(scores), np.array(unsafe), alpha=alpha, delta=DELTA)
+    ood_reference, ood = _site_ood(model, details)
     n = len(scores)
     proposal = {
         **{k: v for k, v in decision.as_dict().items() if k != "tested"},
@@ -128,6 +164,7 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) ->
         "cases_needed_for_risk": math.ceil(math.log(DELTA) / math.log(1 - alpha)),
         "proposed_at": timezone.now().isoformat(timespec="seconds"),
         "proposed_by": getattr(user, "username", "") or "",
+        "ood_reference": ood_reference, "ood": ood,
     }  # fmt: skip
     Site.objects.filter(pk=site.pk).update(proposal=proposal)
     site.proposal = proposal
@@ -157,7 +194,7 @@ def site_calibration_decide(*, site: Site, accept: bool, user, ip: str | None = 
 
 def _brief(p: dict | None) -> dict:
     keys = ("threshold", "n", "released", "unsafe_released", "release_rate", "unsafe_rate_upper",
-            "alpha", "model")  # fmt: skip
+            "alpha", "model", "ood")  # fmt: skip
     return {k: (p or {}).get(k) for k in keys}
 
 
@@ -171,6 +208,7 @@ def site_list() -> list[dict]:
     return [
         {"site": s.key, "device": s.device, "reviewed": s.reviewed, "review_all": s.review_all,
          "policy": "site calibration" if s.policy else "global calibration",
-         "threshold": (s.policy or {}).get("threshold"), "proposal": bool(s.proposal)}
+         "threshold": (s.policy or {}).get("threshold"), "proposal": bool(s.proposal),
+         "ood_reference": "site" if (s.policy or {}).get("ood_reference") else "global"}
         for s in rows
     ]  # fmt: skip
