@@ -88,6 +88,8 @@ class AuditAction(models.TextChoices):
 REASON_LABELS: dict[str, str] = {
     "low_confidence": "Low confidence",
     "out_of_distribution": "Unusual radiograph",
+    "out_of_distribution_site": "Unusual for this site",
+    "incident_recall": "Recalled during an incident",
     "spacing_unknown": "Pixel spacing unknown",
     "review_all": "Review-all policy",
     "confident_plausible": "Confident and plausible",

@@ -35,7 +35,10 @@ TITLES = {
     "mine": "My claimed cases",
 }
 # The codes cases really carry: the router's own and the plausibility rules'.
-ROUTING_CODES = ("low_confidence", "out_of_distribution", "spacing_unknown", "review_all")
+ROUTING_CODES = (
+    "low_confidence", "out_of_distribution", "out_of_distribution_site", "spacing_unknown",
+    "review_all", "incident_recall",
+)  # fmt: skip
 FINDING_CODES = (*ROUTING_CODES, *ORDER_CODES, *RANGE_CODES, SHAPE_CODE)
 
 
