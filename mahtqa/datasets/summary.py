@@ -56,6 +56,7 @@ def _stats(values: list[float], threshold: float) -> dict[str, float]:
 
 
 NEAR_DUPLICATES_LISTED = 10
+BLOCK = 512
 
 
 def _bits(hashes: list[tuple[str, str]]) -> np.ndarray:
@@ -68,16 +69,19 @@ def _near_duplicates(
     hashes: dict[str, list[tuple[str, str]]], bits: int
 ) -> Iterator[tuple[str, str, str, str, int]]:
     """Pairs of images in different splits whose dHashes differ in <= ``bits`` bits,
-    streamed (512 rows of one split against the other at a time)."""
+    streamed block by block (BLOCK x BLOCK hashes, 8 MB, whatever the dataset's size)."""
     splits = sorted(hashes)
     for i, sa in enumerate(splits):
         a = _bits(hashes[sa])
         for sb in splits[i + 1 :]:
             b = _bits(hashes[sb])
-            for start in range(0, len(a), 512):
-                d = np.bitwise_count(a[start : start + 512, None, :] ^ b[None, :, :]).sum(axis=-1)
-                for ia, ib in zip(*np.nonzero(d <= bits), strict=True):
-                    yield hashes[sa][start + ia][0], sa, hashes[sb][ib][0], sb, int(d[ia, ib])
+            for start in range(0, len(a), BLOCK):
+                for bstart in range(0, len(b), BLOCK):  # blocks of both: bounded memory
+                    block = a[start : start + BLOCK, None, :] ^ b[None, bstart : bstart + BLOCK, :]
+                    d = np.bitwise_count(block).sum(axis=-1)
+                    for ia, ib in zip(*np.nonzero(d <= bits), strict=True):
+                        yield (hashes[sa][start + ia][0], sa, hashes[sb][bstart + ib][0], sb,
+                               int(d[ia, ib]))  # fmt: skip
 
 
 class _Accumulator:
