@@ -1,13 +1,11 @@
 from django.urls import path
 
-from apps.monitoring import (
-    metrics_views,
-    views,
-    views_clinical,
-    views_dashboard,
-    views_incidents,
-    views_workers,
-)
+from apps.monitoring.views import clinical as views_clinical
+from apps.monitoring.views import dashboard as views_dashboard
+from apps.monitoring.views import incidents as views_incidents
+from apps.monitoring.views import metrics as metrics_views
+from apps.monitoring.views import probes as views
+from apps.monitoring.views import workers as views_workers
 
 app_name = "monitoring"
 

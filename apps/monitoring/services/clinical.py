@@ -24,7 +24,7 @@ from apps.clinical.services.policy import routing_policy_current
 from apps.core.errors import InvalidInput
 from apps.monitoring.choices import Trigger
 from apps.monitoring.models import MonitorSettings
-from apps.monitoring.selectors_clinical import (
+from apps.monitoring.selectors.clinical import (
     clinical_incidents_active,
     clinical_records,
     clinical_site_incident_key,

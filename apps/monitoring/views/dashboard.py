@@ -14,7 +14,7 @@ from apps.core.charts import bar_chart, grouped_bar_chart
 from apps.core.permissions import perm_required
 from apps.issues.metrics import metrics_page_context
 from apps.monitoring.models import HealthRun
-from apps.monitoring.selectors_dashboard import (
+from apps.monitoring.selectors.dashboard import (
     incident_response_times,
     monthly_pattern_report,
     review_sla_compliance,
