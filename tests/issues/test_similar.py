@@ -20,7 +20,6 @@ from apps.issues.services import (
 from apps.issues.services import similar as similar_module
 from apps.issues.services.similar import similar_index_get
 from mahtqa import reporting
-from tests.browser.conftest import browser, page  # noqa: F401 - the real-browser fixtures
 from tests.issues.data.similar_pairs import pairs_load, resolved_file, traces_of
 
 pytestmark = pytest.mark.django_db
@@ -321,32 +320,3 @@ def test_reporting_client_gets_the_similar_issues(live_server, api_client_user, 
     assert answer["created"] is True
     assert [s["id"] for s in answer["similar"]] == [oom.pk]
     assert answer["similar"][0]["resolution_note"] == OOM_NOTE
-
-
-# --- In a real browser ----------------------------------------------------------------
-
-
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
-def test_report_form_shows_similar_issues_while_typing_in_a_browser(
-    live_server,
-    page,  # noqa: F811 - the fixture imported from tests/browser/conftest.py
-    make_user,
-):
-    from tests.browser.conftest import login
-    from tests.factories import PASSWORD
-
-    engineer = make_user(Role.ENGINEER, username="eng-browser")
-    oom = _resolved(engineer, OOM, OOM_NOTE)
-    login(page, live_server.url, engineer.username, PASSWORD, "/issues/new/")
-    page.goto(f"{live_server.url}/issues/new/")
-    with page.expect_response("**/issues/similar/?*") as answer:
-        page.locator("#id_title").press_sequentially("GPU out of memory while training")
-    assert answer.value.status == 200
-    link = page.locator(f'#similar-issues a[href="/issues/{oom.pk}/"]')
-    link.wait_for()
-    assert "use --batch 4 --accumulate 4." in page.locator("#similar-issues").inner_text()
-    page.select_option("#id_category", "training")
-    page.locator("form.card button[type=submit]").click()
-    page.wait_for_url("**/issues/*/")
-    assert page.locator(f'#similar-issues a[href="/issues/{oom.pk}/"]').count() == 1

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from apps.clinical.models import AuditEvent
 from apps.monitoring.models import Incident, IncidentEvent, MonitorSettings
-from apps.monitoring.selectors_clinical import clinical_records
+from apps.monitoring.selectors.clinical import clinical_records
 from apps.monitoring.services.clinical import clinical_monitor_run
 from apps.monitoring.tasks import clinical_monitor_task
 from tests.factories import (

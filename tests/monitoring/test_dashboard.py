@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.clinical.choices import TaskStatus
 from apps.clinical.models import ReviewTask
-from apps.monitoring.selectors_dashboard import (
+from apps.monitoring.selectors.dashboard import (
     incident_response_times,
     monthly_pattern_report,
     review_sla_compliance,
