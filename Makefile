@@ -34,6 +34,7 @@ demo: install
 	@if python manage.py help seed_demo_issues >/dev/null 2>&1; then \
 		python manage.py seed_demo_issues; fi
 	python manage.py seed_demo_datasets
+	python manage.py seed_demo_monitoring
 	@echo "== MAHT-QA on http://127.0.0.1:8000/  (API docs /api/docs/, health /readyz)"
 	@echo "== web + Celery worker (all queues) + beat; Ctrl-C stops all =="
 	honcho -f Procfile.demo start

@@ -335,3 +335,31 @@ def test_response_plan_settings_are_validated_and_audited(client_for, oncall):
     assert config.oncall_levels == ["senior_radiologist", "admin"]
     audit = AuditEvent.objects.get(target_type="monitor_response")
     assert audit.details["before"]["ack_timeout_minutes"] == 10
+
+
+def test_an_acknowledged_incident_pages_nobody(oncall):
+    incident, _ = incident_trigger(trigger="system_down", key="k", title="t")
+    incident_acknowledge(incident_id=incident.pk, actor="sen1")
+    notification = incident.notifications.get()
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        from django.core import mail
+
+        incident_notification_deliver(notification_id=notification.pk)
+        assert mail.outbox == []
+    notification.refresh_from_db()
+    assert notification.error == "not sent: acknowledged before delivery"
+
+
+def test_seed_demo_monitoring_is_idempotent(capsys):
+    from django.core.management import call_command
+
+    from apps.monitoring.models import HealthRun
+    from apps.monitoring.selectors.dashboard import incident_response_times
+
+    call_command("seed_demo_monitoring")
+    call_command("seed_demo_monitoring")
+    assert Incident.objects.filter(status="closed").count() == 2
+    assert HealthRun.objects.count() == 2
+    times = incident_response_times()
+    assert times["mtta"] == {"n": 2, "mean": 6.5, "median": 6.5}
+    assert "demo incidents exist" in capsys.readouterr().out

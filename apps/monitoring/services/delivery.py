@@ -49,7 +49,7 @@ def incident_notification_deliver(*, notification_id: int) -> IncidentNotificati
         if notification is None or notification.sent_at is not None:
             return notification
         incident = notification.incident
-        if incident.acknowledged_at is not None and notification.step > 0:
+        if incident.acknowledged_at is not None:  # someone is on it: nobody to page
             notification.error = "not sent: acknowledged before delivery"
             notification.sent_at = timezone.now()
             notification.save(update_fields=["error", "sent_at"])
