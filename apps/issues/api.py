@@ -75,6 +75,11 @@ def _dataset_version(value: int | None) -> Any:
     return found
 
 
+def _visible_reporter(request: Request) -> int | None:
+    """None for a triager (every issue); else the caller, who sees only its own issues."""
+    return None if request.user.has_perm(TRIAGE_PERM) else request.user.pk
+
+
 class IssueListCreateApi(APIView):
     def get_permissions(self):
         perm = REPORT_PERM if self.request.method == "POST" else TRIAGE_PERM
@@ -109,7 +114,11 @@ class IssueListCreateApi(APIView):
             source=Source.API,
         )  # fmt: skip
         return Response(
-            issue_payload(issue, created=created, similar=issue_similar_find(issue=issue)),
+            issue_payload(
+                issue,
+                created=created,
+                similar=issue_similar_find(issue=issue, reporter_id=_visible_reporter(request)),
+            ),  # fmt: skip
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -155,5 +164,8 @@ class IssueSimilarApi(APIView):
         )
         if not visible:
             raise NotFound("not_found", "No issue with that id.")
-        similar = issue_similar_find(issue=issue, limit=query.validated_data["limit"])
+        similar = issue_similar_find(
+            issue=issue, limit=query.validated_data["limit"],
+            reporter_id=_visible_reporter(request),
+        )  # fmt: skip
         return Response(similar_payload(similar))

@@ -320,3 +320,17 @@ def test_reporting_client_gets_the_similar_issues(live_server, api_client_user, 
     assert answer["created"] is True
     assert [s["id"] for s in answer["similar"]] == [oom.pk]
     assert answer["similar"][0]["resolution_note"] == OOM_NOTE
+
+
+def test_an_api_client_never_gets_another_clients_issues(engineer, make_user):
+    from apps.accounts.choices import Role as R
+
+    client_a = make_user(R.API_CLIENT, username="pacs-a-sim")
+    client_b = make_user(R.API_CLIENT, username="pacs-b-sim")
+    theirs, _ = issue_report(**OOM, reporter=client_a)
+    issue_triage(issue=theirs, actor=engineer, status="resolved", resolution_note=OOM_NOTE)
+    answer = _token_client(client_b).post("/api/v1/issues/", NEW_OOM, format="json")
+    assert answer.status_code == 201
+    assert answer.json()["similar"] == []
+    own = _token_client(client_a).post("/api/v1/issues/", NEW_OOM, format="json")
+    assert [s["id"] for s in own.json()["similar"]] == [theirs.pk]

@@ -144,16 +144,30 @@ def _notes(issues: Iterable[Issue]) -> dict[int, str]:
     return {pk: note[:NOTE_CHARS] for pk, note in notes.items()}
 
 
-def _rank(report: IssueText, *, limit: int, exclude: Iterable[int] = ()) -> list[SimilarIssue]:
+API_CLIENT_GROUP = "api_client"
+
+
+def _rank(
+    report: IssueText, *, limit: int, exclude: Iterable[int] = (), reporter_id: int | None = None
+) -> list[SimilarIssue]:
+    """``reporter_id``: a caller who may not read every issue (an API client) gets its own
+    issues and those of the staff and the system, never another API client's."""
     limit = max(1, min(MAX_LIMIT, int(limit)))
     matches = similar_index_get().query(
-        report, limit=limit + 5, min_score=MIN_SCORE, exclude=exclude
-    )
+        report, limit=(limit + 5) if reporter_id is None else MAX_LIMIT * 10,
+        min_score=MIN_SCORE, exclude=exclude,
+    )  # fmt: skip
+    candidates = _candidates()
+    if reporter_id is not None:
+        others = Issue.objects.filter(reporter__groups__name=API_CLIENT_GROUP).exclude(
+            reporter_id=reporter_id
+        )
+        candidates = candidates.exclude(pk__in=others.values("pk"))
     rows = {
         i.pk: i
-        for i in _candidates()
-        .filter(pk__in=[m.key for m in matches])
-        .only("id", "title", "status", "category", "resolution_note", "resolved_at", "closed_at")
+        for i in candidates.filter(pk__in=[m.key for m in matches]).only(
+            "id", "title", "status", "category", "resolution_note", "resolved_at", "closed_at"
+        )
     }
     notes = _notes(rows.values())
     found = []
@@ -180,18 +194,22 @@ def _rank(report: IssueText, *, limit: int, exclude: Iterable[int] = ()) -> list
 def similar_resolved_find(
     *, title: str = "", description: str = "", exception_type: str = "", message: str = "",
     traces: Sequence[Mapping[str, Any]] = (), exclude_ids: Iterable[int] = (),
-    limit: int = DEFAULT_LIMIT,
+    limit: int = DEFAULT_LIMIT, reporter_id: int | None = None,
 ) -> list[SimilarIssue]:  # fmt: skip
     """Resolved issues like a report that is being written (nothing is stored)."""
     report = IssueText(
         title=title[:200], description=description[:DESCRIPTION_CHARS],
         exception_type=exception_type[:200], message=message[:5_000], traces=list(traces)[:5],
     )  # fmt: skip
-    return _rank(report, limit=limit, exclude=exclude_ids)
+    return _rank(report, limit=limit, exclude=exclude_ids, reporter_id=reporter_id)
 
 
-def issue_similar_find(*, issue: Issue, limit: int = DEFAULT_LIMIT) -> list[SimilarIssue]:
+def issue_similar_find(
+    *, issue: Issue, limit: int = DEFAULT_LIMIT, reporter_id: int | None = None
+) -> list[SimilarIssue]:
     """Resolved issues like ``issue``, itself excluded (the issues merged into another
-    are never candidates)."""
+    are never candidates); ``reporter_id``: as in ``_rank``."""
     texts = _texts(Issue.objects.filter(pk=issue.pk))
-    return _rank(texts[0], limit=limit, exclude=[issue.pk]) if texts else []
+    if not texts:
+        return []
+    return _rank(texts[0], limit=limit, exclude=[issue.pk], reporter_id=reporter_id)
