@@ -197,3 +197,19 @@ def test_admin_changes_thresholds_audited(client_for):
     denied = client_for("engineer").post(reverse("monitoring:clinical_thresholds"),
                                          {"max_correction_rate": "0.9"})  # fmt: skip
     assert denied.status_code == 403
+
+
+def test_resolving_while_the_window_still_alerts_does_not_reopen(world, admin_user):
+    from apps.monitoring.services.incidents import incident_status_set
+
+    correction_stream(world)
+    first = clinical_monitor_run()
+    (incident_id,) = first["opened"]
+    incident_status_set(incident_id=incident_id, user=admin_user, status="resolved")
+    again = clinical_monitor_run()  # same evidence: no new incident
+    assert again["opened"] == []
+    assert Incident.objects.count() == 1
+    reviewed_case(world, corrected=True)  # new evidence after resolution: a new incident
+    third = clinical_monitor_run()
+    assert len(third["opened"]) == 1
+    assert Incident.objects.count() == 2

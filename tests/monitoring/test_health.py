@@ -163,3 +163,11 @@ def test_a_failed_scheduled_readiness_check_opens_an_incident():
         ("data_loss", "data_loss:readiness:model"),
         ("system_down", "system_down:readiness:broker"),
     ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_readiness_warning_is_not_an_incident():
+    report = {"status": "ok", "checks": {"outbox": {"status": "warn", "warning": "outbox_backlog"},
+                                         "database": {"status": "ok"}}}  # fmt: skip
+    readiness_record(report=report, source="beat")
+    assert Incident.objects.count() == 0

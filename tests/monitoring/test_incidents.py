@@ -205,7 +205,7 @@ def test_pause_release_recalls_recent_releases_into_review(oncall, admin_user):
     PredictionFactory(study=old)
     incident, _ = incident_trigger(trigger="safety_alert", key="k", title="drift", now=now)
     outcome = incident_action_run(incident=incident, action="pause_release", user=admin_user)
-    assert "1 result(s)" in outcome
+    assert "1 of 1 result(s)" in outcome
     recent.refresh_from_db()
     old.refresh_from_db()
     assert (recent.status, old.status) == (StudyStatus.IN_REVIEW, StudyStatus.RELEASED)
@@ -213,7 +213,7 @@ def test_pause_release_recalls_recent_releases_into_review(oncall, admin_user):
     assert (task.priority, task.reasons[0]["code"]) == ("urgent", "incident_recall")
     assert CaseEvent.objects.filter(study=recent, kind=CaseEventKind.RECALLED).count() == 1
     # Twice: nothing more is recalled.
-    assert "0 result(s)" in incident_action_run(
+    assert "0 of 0 result(s)" in incident_action_run(
         incident=incident, action="pause_release", user=admin_user
     )
 
@@ -363,3 +363,27 @@ def test_seed_demo_monitoring_is_idempotent(capsys):
     times = incident_response_times()
     assert times["mtta"] == {"n": 2, "mean": 6.5, "median": 6.5}
     assert "demo incidents exist" in capsys.readouterr().out
+
+
+def test_repeats_fold_into_the_count_and_a_timeline_line_every_ten_minutes(oncall):
+    t0 = timezone.now()
+    incident, _ = incident_trigger(trigger="system_down", key="r", title="Broker down", now=t0)
+    for minute in range(1, 25):  # a check failing every minute
+        incident_trigger(trigger="system_down", key="r", title="Broker down",
+                         now=t0 + timedelta(minutes=minute))  # fmt: skip
+    incident.refresh_from_db()
+    assert incident.occurrences == 25
+    assert _kinds(incident).count(IncidentEventKind.FOLDED) == 2  # minutes 10 and 20
+
+
+def test_bad_link_and_month_inputs_are_refused_not_500(client_for, oncall):
+    engineer = client_for("engineer")
+    incident, _ = incident_trigger(trigger="system_down", key="x", title="x")
+    for raw in ("²", "9" * 25, "abc", ""):
+        answer = engineer.post(reverse("monitoring:incident_link", args=[incident.pk]),
+                               {"issue": raw})  # fmt: skip
+        assert answer.status_code == 400, raw
+        assert b"unknown_issue" in answer.content
+    for month in ("9999-12", "1-1", "2026-13", "x"):
+        page = engineer.get(reverse("monitoring:patterns"), {"month": month})
+        assert page.status_code == 200, month

@@ -14,18 +14,20 @@ from apps.clinical.services.policy import routing_policy_current
 RECALL_LIMIT = 5000
 
 
-def studies_recall_for_review(*, since: datetime, message: str, now: datetime | None = None) -> int:
+def studies_recall_for_review(
+    *, since: datetime, message: str, now: datetime | None = None
+) -> tuple[int, int]:
     """Every study auto-released since ``since`` gets an urgent review task (reason
-    ``incident_recall``). Safe to run twice: a study already in review is left alone."""
+    ``incident_recall``), one transaction per study, at most RECALL_LIMIT a call.
+    Returns (recalled, released since ``since`` in all): run it again for the rest.
+    Safe to run twice: a study already in review is left alone."""
     now = now or timezone.now()
     sla = routing_policy_current().sla_minutes
     reason = {"code": "incident_recall", "severity": "high", "message": message[:300]}
     recalled = 0
-    ids = list(
-        Study.objects.filter(status=StudyStatus.RELEASED, finished_at__gte=since)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:RECALL_LIMIT]
-    )
+    released = Study.objects.filter(status=StudyStatus.RELEASED, finished_at__gte=since)
+    total = released.count()
+    ids = list(released.order_by("pk").values_list("pk", flat=True)[:RECALL_LIMIT])
     for pk in ids:
         with transaction.atomic():
             study = Study.objects.select_for_update().filter(pk=pk).first()
@@ -47,4 +49,4 @@ def studies_recall_for_review(*, since: datetime, message: str, now: datetime | 
                 study=study, kind=CaseEventKind.RECALLED, message=message[:300],
             )  # fmt: skip
             recalled += 1
-    return recalled
+    return recalled, total

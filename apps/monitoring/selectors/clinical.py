@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.clinical.models import Prediction, Review
@@ -110,12 +111,16 @@ def monitor_thresholds(*, config: MonitorSettings, ood_limit: float) -> Threshol
     )  # fmt: skip
 
 
-def clinical_incidents_active() -> list[dict]:
+def clinical_incidents_active(*, resolved_within: timedelta | None = None) -> list[dict]:
     """The active safety-alert incidents of the clinical monitor, with the evidence of
-    their latest trigger (``last_case``), two queries."""
+    their latest trigger (``last_case``), two queries. ``resolved_within``: also those
+    resolved or closed that recently (their evidence must not open a new incident)."""
+    which = Q(status__in=ACTIVE_INCIDENT_STATUSES)
+    if resolved_within is not None:
+        which |= Q(resolved_at__gte=timezone.now() - resolved_within)
     incidents = list(
         Incident.objects.filter(
-            trigger=Trigger.SAFETY_ALERT, status__in=ACTIVE_INCIDENT_STATUSES,
+            which, trigger=Trigger.SAFETY_ALERT,
             fingerprint__startswith=f"{Trigger.SAFETY_ALERT}:{KEY_PREFIX}",
         ).order_by("-opened_at")
     )  # fmt: skip

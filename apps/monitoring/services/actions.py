@@ -32,11 +32,13 @@ def _review_all(incident: Incident, user) -> str:
 def _pause_release(incident: Incident, user, now: datetime) -> str:
     first = _review_all(incident, user)
     since = incident.opened_at - RECALL_LOOKBACK
-    recalled = studies_recall_for_review(
+    recalled, total = studies_recall_for_review(
         since=since, now=now,
         message=f"Recalled during INC-{incident.pk}: released while '{incident.title}'.",
     )  # fmt: skip
-    return f"{first} {recalled} result(s) released since {since:%Y-%m-%d %H:%M} recalled."
+    rest = f" ({total - recalled} left: run it again)" if total > recalled else ""
+    return (f"{first} {recalled} of {total} result(s) released since "
+            f"{since:%Y-%m-%d %H:%M} recalled{rest}.")  # fmt: skip
 
 
 def _rollback(incident: Incident, user) -> str:
@@ -58,13 +60,15 @@ def incident_action_run(
     if incident.status not in ACTIVE_INCIDENT_STATUSES:
         raise Conflict("incident_closed", "This incident is no longer active.")
     now = now or timezone.now()
+    # The action's own writes are atomic step by step (a policy version, a study recalled,
+    # the registry's activation); none waits for the others' locks.
+    if action == IncidentAction.REVIEW_ALL:
+        outcome = _review_all(incident, user)
+    elif action == IncidentAction.PAUSE_RELEASE:
+        outcome = _pause_release(incident, user, now)
+    else:
+        outcome = _rollback(incident, user)
     with transaction.atomic():
-        if action == IncidentAction.REVIEW_ALL:
-            outcome = _review_all(incident, user)
-        elif action == IncidentAction.PAUSE_RELEASE:
-            outcome = _pause_release(incident, user, now)
-        else:
-            outcome = _rollback(incident, user)
         actor = getattr(user, "username", "") or "system (automatic)"
         incident_event_add(
             incident=incident, kind=IncidentEventKind.ACTION, actor=actor, now=now,

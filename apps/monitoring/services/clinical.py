@@ -12,7 +12,7 @@ so a persisting alert does not add a timeline entry every 30 s.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -63,7 +63,12 @@ def clinical_monitor_run(*, now: datetime | None = None) -> dict[str, Any]:
     config = monitor_settings_get()
     records = clinical_records(now=now)
     report = monitor_evaluate(records, thresholds=_thresholds(config))
-    seen = {k: v for row in clinical_incidents_active() for k, v in row["alerts"].items()}
+    # Evidence already raised, by an active incident or one resolved in the last day: an
+    # admin resolving while the window still holds the same cases does not re-page.
+    rows = clinical_incidents_active(resolved_within=timedelta(days=1))
+    seen: dict[str, dict] = {}
+    for row in reversed(rows):  # oldest first: the newest incident's evidence wins
+        seen.update(row["alerts"])
     opened, folded, unchanged = [], [], []
     for alert in report["alerts"]:
         evidence = {**alert.as_dict(), "last_case": alert.window["last_case"]}

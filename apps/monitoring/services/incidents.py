@@ -19,7 +19,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.core.errors import Conflict, InvalidInput, NotFound
+from apps.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from apps.monitoring.choices import (
     ACTIVE_INCIDENT_STATUSES,
     TRIGGER_SEVERITY,
@@ -37,6 +37,7 @@ DELIVER_TASK = "apps.monitoring.tasks.incident_notification_deliver_task"
 ACK_SALT = "mahtqa.incident.ack"
 ACK_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_ONCALL = ["radiologist", "senior_radiologist", "admin"]
+FOLD_LINE_EVERY = timedelta(minutes=10)
 
 
 def monitor_settings_get() -> MonitorSettings:
@@ -108,10 +109,11 @@ def incident_trigger(
             active.occurrences += 1
             active.last_seen_at = now
             active.save(update_fields=["occurrences", "last_seen_at"])
-            incident_event_add(
-                incident=active, kind=IncidentEventKind.FOLDED, now=now, data=data,
-                message=f"Trigger repeated ({active.occurrences} in all): {title}",
-            )  # fmt: skip
+            if _fold_worth_a_line(active, title=title, data=data, now=now):
+                incident_event_add(
+                    incident=active, kind=IncidentEventKind.FOLDED, now=now, data=data,
+                    message=f"Trigger repeated ({active.occurrences} in all): {title}",
+                )  # fmt: skip
             _link(active, study_ids=study_ids, issue_ids=issue_ids)
             return active, False
         incident_event_add(
@@ -121,6 +123,24 @@ def incident_trigger(
         _link(incident, study_ids=study_ids, issue_ids=issue_ids)
         _respond(incident, now=now)
     return incident, True
+
+
+def _fold_worth_a_line(
+    incident: Incident, *, title: str, data: dict[str, Any] | None, now: datetime
+) -> bool:
+    """A repeat is written to the timeline when it says something new (another title, or
+    new evidence for a keyed alert) or FOLD_LINE_EVERY after the last line; otherwise
+    only the count grows (a failing check repeats every minute)."""
+    last = (
+        incident.events.filter(kind__in=(IncidentEventKind.OPENED, IncidentEventKind.FOLDED))
+        .order_by("-at", "-pk")
+        .first()
+    )
+    if last is None or now - last.at >= FOLD_LINE_EVERY:
+        return True
+    if not last.message.endswith(title):
+        return True
+    return bool(data and data.get("key")) and data != last.data
 
 
 def incident_open(
@@ -157,7 +177,14 @@ def _respond(incident: Incident, *, now: datetime) -> None:
     if incident.trigger == Trigger.SAFETY_ALERT and config.auto_review_all_on_safety:
         from apps.monitoring.services.actions import incident_action_run
 
-        incident_action_run(incident=incident, action="review_all", user=None, now=now)
+        try:
+            with transaction.atomic():
+                incident_action_run(incident=incident, action="review_all", user=None, now=now)
+        except DomainError as exc:  # the incident and its cascade must stand regardless
+            incident_event_add(
+                incident=incident, kind=IncidentEventKind.ACTION, now=now,
+                message=f"Automatic review-all failed ({exc.code}): {exc.message}",
+            )  # fmt: skip
     _notify_step(incident, step=0, config=config, now=now)
 
 

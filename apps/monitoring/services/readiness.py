@@ -57,7 +57,7 @@ def _readiness_incidents(report: dict[str, Any]) -> None:
     from apps.monitoring.services.incidents import incident_trigger
 
     for name, result in report.get("checks", {}).items():
-        if result.get("status") == "ok":
+        if result.get("status") != "fail":  # "warn" (outbox backlog) is informational
             continue
         trigger = "data_loss" if name == "model" else "system_down"
         try:

@@ -54,6 +54,8 @@ def _month(request: HttpRequest) -> date:
     raw = request.GET.get("month", "")
     try:
         year, month = (int(x) for x in raw.split("-"))
+        if not 2000 <= year <= 2100:
+            raise ValueError(raw)
         return date(year, month, 1)
     except ValueError:
         today = timezone.localdate()

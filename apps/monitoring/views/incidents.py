@@ -8,6 +8,8 @@ token names the incident, and the POST from its page records who it was sent to.
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -209,7 +211,7 @@ def incident_note_view(request: HttpRequest, pk: int) -> HttpResponse:
 @perm_required(WORK_PERM)
 def incident_link_view(request: HttpRequest, pk: int) -> HttpResponse:
     raw = request.POST.get("issue", "").strip().lstrip("#")
-    issue_id = int(raw) if raw.isdigit() else 0
+    issue_id = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else 0
     return _run(
         request, pk,
         lambda: incident_issue_link(incident_id=pk, user=request.user, issue_id=issue_id),
