@@ -36,10 +36,10 @@ from apps.monitoring.services.incidents import (
     incident_open,
     incident_record_close,
     incident_status_set,
-    monitor_response_update,
     monitor_settings_get,
     oncall_levels,
 )
+from apps.monitoring.services.response_plan import monitor_response_update
 
 VIEW_PERM = ("accounts.review_study", "accounts.triage_issue", "accounts.manage_thresholds")
 WORK_PERM = ("accounts.triage_issue", "accounts.manage_thresholds")
