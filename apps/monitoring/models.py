@@ -189,7 +189,10 @@ class IncidentNotification(models.Model):
     recipients = models.JSONField(default=list)  # e-mail addresses (never shown to engineers)
     webhook = models.BooleanField(default=False)
     created_at = models.DateTimeField()
-    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # every channel delivered
+    # Per channel, so a retry repeats only the channel that failed.
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    webhook_sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.CharField(max_length=200, blank=True)
 

@@ -387,3 +387,25 @@ def test_bad_link_and_month_inputs_are_refused_not_500(client_for, oncall):
     for month in ("9999-12", "1-1", "2026-13", "x"):
         page = engineer.get(reverse("monitoring:patterns"), {"month": month})
         assert page.status_code == 200, month
+
+
+def test_a_failed_channel_is_retried_alone(oncall):
+    with WebhookReceiver() as hook, SmtpSink() as sink:
+        RoutingPolicyFactory(notifications={"emails": {}, "webhook_url": hook.url})
+        incident, _ = incident_trigger(trigger="system_down", key="k", title="Storage offline")
+        notification = incident.notifications.get()
+        smtp_down = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                     "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": 9, "EMAIL_TIMEOUT": 2}  # fmt: skip
+        with override_settings(**smtp_down), pytest.raises(DeliveryFailed):
+            incident_notification_deliver(notification_id=notification.pk)
+        notification.refresh_from_db()
+        assert notification.webhook_sent_at is not None
+        assert notification.email_sent_at is None
+        assert notification.sent_at is None  # the step is not complete: the task retries
+        with override_settings(**sink.django_settings()):
+            incident_notification_deliver(notification_id=notification.pk)
+        notification.refresh_from_db()
+        assert notification.sent_at is not None
+        assert notification.attempts == 2
+        assert len(hook.bodies) == 1  # the webhook was not called again
+        assert [rcpt for rcpt, _ in sink.messages] == [["sen1@example.test"]]

@@ -1,9 +1,10 @@
 """Delivering the incident cascade: e-mail to the level's people and the webhook.
 
 Runs in a worker (outbox task). The notification row is locked while sending, so a
-copy run twice sends once; a failure of every channel leaves it unsent and the task
-retries with back-off. Messages carry the incident's number, title, severity and links,
-never PHI (triggers pass no patient data; studies are linked by public id on the page).
+copy run twice sends once; each channel records when it went, and a channel that failed
+(the SMTP server down while the webhook answered) is retried with back-off on its own.
+Messages carry the incident's number, title, severity and links, never PHI (triggers
+pass no patient data; studies are linked by public id on the page).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 class DeliveryFailed(Exception):
-    """Every channel failed; the task retries."""
+    """A channel failed; the task retries it (a channel that went is not repeated)."""
 
 
 def _links(notification: IncidentNotification) -> tuple[str, str]:
@@ -63,15 +64,16 @@ def incident_notification_deliver(*, notification_id: int) -> IncidentNotificati
             f"{incident.get_severity_display()}) needs {notification.level}.\n\n"
             f"{incident.summary}\n\nOpen: {page}\nAcknowledge (stops escalation): {ack}\n"
         )
-        errors, sent = [], 0
-        if audience.emails:
+        now = timezone.now()
+        errors = []
+        if audience.emails and notification.email_sent_at is None:
             try:
                 send_mail(subject, body, None, list(audience.emails), fail_silently=False)
-                sent += 1
+                notification.email_sent_at = now
             except Exception as exc:  # noqa: BLE001 - recorded; the webhook may still go
                 errors.append(f"email:{type(exc).__name__}")
         url = str(targets.get("webhook_url") or "")
-        if audience.webhook:
+        if audience.webhook and notification.webhook_sent_at is None:
             payload = {
                 "event": "incident", "incident": incident.pk, "title": incident.title,
                 "severity": incident.severity, "trigger": incident.trigger,
@@ -84,22 +86,27 @@ def incident_notification_deliver(*, notification_id: int) -> IncidentNotificati
             )  # fmt: skip
             try:
                 urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
-                sent += 1
+                notification.webhook_sent_at = now
             except OSError as exc:
                 errors.append(f"webhook:{type(exc).__name__}")
         notification.attempts += 1
         notification.recipients = list(audience.emails)
         notification.webhook = audience.webhook
         notification.error = " ".join(errors)[:200]
-        attempted = int(bool(audience.emails)) + int(audience.webhook)
-        if sent or attempted == 0:
-            notification.sent_at = timezone.now()
+        done = (not audience.emails or notification.email_sent_at is not None) and (
+            not audience.webhook or notification.webhook_sent_at is not None
+        )
+        if done:  # every channel delivered (or nothing to try): the step is complete
+            notification.sent_at = now
             incident_event_add(
                 incident=incident, kind=IncidentEventKind.NOTIFIED,
                 message=f"Step {notification.step + 1} ({notification.level}): "
                 + audience.summary(done=True),
             )  # fmt: skip
-        notification.save(update_fields=["attempts", "recipients", "webhook", "error", "sent_at"])
+        notification.save(update_fields=[
+            "attempts", "recipients", "webhook", "error", "sent_at", "email_sent_at",
+            "webhook_sent_at",
+        ])  # fmt: skip
     if notification.sent_at is None:
         raise DeliveryFailed(notification.error)
     return notification
