@@ -28,6 +28,20 @@ def radial_errors_mm(
     return np.hypot(d[..., 0], d[..., 1])
 
 
+def review_errors_mm(
+    before: list[dict], after: list[dict], spacing_mm: tuple[float, float] | None
+) -> np.ndarray | None:
+    """Per-landmark distance of the AI's landmarks (``before``) to a reviewer's final ones
+    (``after``), both as stored (``{"abbreviation", "x", "y", ...}`` rows); None when the
+    final set lacks one of the AI's landmarks."""
+    final = {lm["abbreviation"]: (lm["x"], lm["y"]) for lm in after}
+    if not before or any(lm["abbreviation"] not in final for lm in before):
+        return None
+    ai = [(lm["x"], lm["y"]) for lm in before]
+    truth = [final[lm["abbreviation"]] for lm in before]
+    return radial_errors_mm(ai, truth, spacing_mm)
+
+
 def _key(threshold: float) -> str:
     return f"{threshold:.1f}"
 

@@ -7,9 +7,7 @@ policy names one, a webhook. Messages carry the study's public id and a link, ne
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +23,7 @@ from apps.clinical.models import CaseEvent, ReviewTask, RoutingPolicy, Study
 from apps.clinical.services.audit import audit_record
 from apps.clinical.services.policy import routing_policy_current
 from apps.core.errors import Conflict, InvalidInput
+from apps.core.webhooks import webhook_post, webhook_url_ok
 from apps.outbox.services import outbox_enqueue
 
 logger = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ def escalation_audience(*, level: str, targets: dict | None = None) -> Audience:
         .order_by("username")
     )
     emails = sorted({e for _, e in users} | set(targets.get("emails", {}).get(level, [])))
-    webhook = str(targets.get("webhook_url") or "").startswith(("http://", "https://"))
+    webhook = webhook_url_ok(str(targets.get("webhook_url") or ""))
     return Audience(level, tuple(u for u, _ in users), tuple(emails), webhook)
 
 
@@ -231,21 +230,16 @@ def _notify(task: ReviewTask) -> int:
         send_mail(subject, body, None, recipients, fail_silently=False)
     webhook = targets.get("webhook_url") or ""
     if audience.webhook:
-        payload = json.dumps(
-            {
-                "event": "review_task_escalated",
-                "study": str(task.study.public_id),
-                "level": task.level,
-                "priority": task.priority,
-                "due_at": task.due_at.isoformat(),
-                "url": f"{base}{path}",
-            }
-        ).encode()
-        req = urllib.request.Request(  # noqa: S310 (scheme checked above)
-            webhook, data=payload, headers={"Content-Type": "application/json"}, method="POST"
-        )
+        payload = {
+            "event": "review_task_escalated",
+            "study": str(task.study.public_id),
+            "level": task.level,
+            "priority": task.priority,
+            "due_at": task.due_at.isoformat(),
+            "url": f"{base}{path}",
+        }
         try:
-            urllib.request.urlopen(req, timeout=5).close()  # noqa: S310
+            webhook_post(webhook, payload, timeout=5)
         except OSError:
             logger.warning("escalation webhook failed for task id=%s", task_id)
     CaseEvent.objects.create(

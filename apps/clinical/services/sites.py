@@ -16,7 +16,7 @@ from apps.clinical.choices import AuditAction
 from apps.clinical.models import Site
 from apps.clinical.services.audit import audit_record
 from apps.core.errors import Conflict
-from mahtqa.cephalometry.metrics import radial_errors_mm
+from mahtqa.cephalometry.metrics import review_errors_mm
 from mahtqa.imaging.site import SiteFields, site_key
 
 UNSAFE_MM = 4.0
@@ -98,11 +98,12 @@ def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bo
         if pred.case_risk is None or spacing is None or pred.model_version.sha256 != model_sha256:
             skipped += 1
             continue
-        final = {lm["abbreviation"]: (lm["x"], lm["y"]) for lm in review.landmarks_after}
-        ai = [(lm["x"], lm["y"]) for lm in review.landmarks_before]
-        truth = [final[lm["abbreviation"]] for lm in review.landmarks_before]
+        errors = review_errors_mm(review.landmarks_before, review.landmarks_after, spacing)
+        if errors is None:
+            skipped += 1
+            continue
         scores.append(float(pred.case_risk))
-        unsafe.append(bool(radial_errors_mm(ai, truth, spacing).max() > UNSAFE_MM))
+        unsafe.append(bool(errors.max() > UNSAFE_MM))
         details.append(pred.ood_details or {})
     return scores, unsafe, skipped, details
 

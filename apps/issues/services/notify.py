@@ -8,9 +8,7 @@ are scrubbed at intake) and only the issue's number, title and link.
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -21,6 +19,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.core.webhooks import webhook_post, webhook_url_ok
 from apps.issues.choices import ACTIVE_STATUSES, NotificationKind
 from apps.issues.models import Issue, IssueSettings, Notification, NotifyThrottle
 from apps.outbox.services import outbox_enqueue
@@ -117,20 +116,16 @@ def _deliver(notification: Notification) -> Notification:
             )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - a mail outage must not break intake
         errors.append(f"email:{type(exc).__name__}")
-    if config.webhook_url.startswith(("http://", "https://")):
+    if webhook_url_ok(config.webhook_url):
         payload = {
             "kind": notification.kind, "subject": notification.subject,
             "issue": notification.issue_id, "body": notification.body,
         }  # fmt: skip
         try:
-            request = urllib.request.Request(  # noqa: S310 - scheme checked
-                config.webhook_url, data=json.dumps(payload).encode(),
-                headers={"Content-Type": "application/json"}, method="POST",
-            )  # fmt: skip
-            urllib.request.urlopen(request, timeout=3).close()  # noqa: S310
+            webhook_post(config.webhook_url, payload, timeout=3)
         except Exception as exc:  # noqa: BLE001
             errors.append(f"webhook:{type(exc).__name__}")
-    attempted = int(bool(recipients)) + int(config.webhook_url.startswith(("http://", "https://")))
+    attempted = int(bool(recipients)) + int(webhook_url_ok(config.webhook_url))
     notification.recipients = recipients
     notification.error = " ".join(errors)[:200]
     # Sent once any channel delivered (a retry must not repeat it); when every channel

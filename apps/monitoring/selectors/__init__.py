@@ -13,7 +13,7 @@ from apps.monitoring.choices import ACTIVE_INCIDENT_STATUSES
 from apps.monitoring.models import Heartbeat, Incident, ReadinessCheck, WorkerEnvironment
 
 
-def _pct(part: int, whole: int) -> float | None:
+def percent_of(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 
@@ -37,11 +37,11 @@ def readiness_uptime(*, now: datetime | None = None, days: int = 14) -> dict[str
     )
     return {
         "windows": {
-            k: {"checks": agg[f"n_{k}"], "uptime_pct": _pct(agg[f"ok_{k}"], agg[f"n_{k}"])}
+            k: {"checks": agg[f"n_{k}"], "uptime_pct": percent_of(agg[f"ok_{k}"], agg[f"n_{k}"])}
             for k in windows
         },
         "daily": [
-            {"day": row["day"], "checks": row["n"], "uptime_pct": _pct(row["ok"], row["n"])}
+            {"day": row["day"], "checks": row["n"], "uptime_pct": percent_of(row["ok"], row["n"])}
             for row in daily
         ],
     }

@@ -20,10 +20,7 @@ from apps.clinical.models import ReviewTask
 from apps.issues.choices import Category
 from apps.issues.models import Issue, Occurrence
 from apps.monitoring.models import Incident
-
-
-def _pct(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 1) if whole else None
+from apps.monitoring.selectors import percent_of
 
 
 def review_sla_compliance(*, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
@@ -34,11 +31,15 @@ def review_sla_compliance(*, days: int = 30, now: datetime | None = None) -> dic
     )
     on_time = Q(closed_at__lte=F("due_at"))
     by_priority = {
-        row["priority"]: {"done": row["n"], "on_time": row["ok"], "pct": _pct(row["ok"], row["n"])}
+        row["priority"]: {
+            "done": row["n"],
+            "on_time": row["ok"],
+            "pct": percent_of(row["ok"], row["n"]),
+        }
         for row in done.values("priority").annotate(n=Count("id"), ok=Count("id", filter=on_time))
     }
     weekly = [
-        {"week": row["week"].date(), "pct": _pct(row["ok"], row["n"]), "done": row["n"]}
+        {"week": row["week"].date(), "pct": percent_of(row["ok"], row["n"]), "done": row["n"]}
         for row in done.annotate(week=TruncWeek("closed_at"))
         .values("week")
         .annotate(n=Count("id"), ok=Count("id", filter=on_time))
@@ -47,7 +48,7 @@ def review_sla_compliance(*, days: int = 30, now: datetime | None = None) -> dic
     n = sum(v["done"] for v in by_priority.values())
     ok = sum(v["on_time"] for v in by_priority.values())
     overdue_open = ReviewTask.objects.exclude(status=TaskStatus.DONE).filter(due_at__lt=now).count()
-    return {"days": days, "done": n, "on_time": ok, "pct": _pct(ok, n),
+    return {"days": days, "done": n, "on_time": ok, "pct": percent_of(ok, n),
             "by_priority": by_priority, "weekly": weekly, "overdue_open": overdue_open}  # fmt: skip
 
 

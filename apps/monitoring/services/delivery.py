@@ -9,9 +9,7 @@ pass no patient data; studies are linked by public id on the page).
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -20,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.clinical.services.escalation import escalation_audience, notifications_current
+from apps.core.webhooks import webhook_post
 from apps.monitoring.choices import IncidentEventKind
 from apps.monitoring.models import IncidentNotification
 from apps.monitoring.services.incidents import ack_token_make, incident_event_add
@@ -80,12 +79,8 @@ def incident_notification_deliver(*, notification_id: int) -> IncidentNotificati
                 "level": notification.level, "step": notification.step,
                 "url": page, "ack_url": ack,
             }  # fmt: skip
-            request = urllib.request.Request(  # noqa: S310 - scheme checked by the audience
-                url, data=json.dumps(payload).encode(), method="POST",
-                headers={"Content-Type": "application/json"},
-            )  # fmt: skip
             try:
-                urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+                webhook_post(url, payload, timeout=5)
                 notification.webhook_sent_at = now
             except OSError as exc:
                 errors.append(f"webhook:{type(exc).__name__}")

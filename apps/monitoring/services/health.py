@@ -22,7 +22,7 @@ from apps.monitoring.models import HealthResult, HealthRun
 from apps.monitoring.services.incidents import incident_trigger, monitor_settings_get
 from apps.outbox.choices import LIVE_STATUSES
 from apps.outbox.models import OutboxMessage
-from mahtqa.cephalometry.metrics import radial_errors_mm
+from mahtqa.cephalometry.metrics import review_errors_mm
 from mahtqa.monitoring import health
 
 WINDOW = timedelta(hours=24)
@@ -81,12 +81,9 @@ def _performance(now: datetime) -> health.Result:
     for outcome, before, after, sr, sc in reviews:
         if outcome == ReviewOutcome.REJECTED or not after or not sr:
             continue
-        final = {lm["abbreviation"]: (lm["x"], lm["y"]) for lm in after}
-        if not all(lm["abbreviation"] in final for lm in before):
-            continue
-        ai = [(lm["x"], lm["y"]) for lm in before]
-        truth = [final[lm["abbreviation"]] for lm in before]
-        errors.extend(radial_errors_mm(ai, truth, (sr, sc)).tolist())
+        found = review_errors_mm(before, after, (sr, sc))
+        if found is not None:
+            errors.extend(found.tolist())
     outcomes = [r[0] for r in reviews]
     return health.model_performance(
         reviewed=len(reviews), corrected=outcomes.count(ReviewOutcome.CORRECTED),
