@@ -58,6 +58,13 @@ class Study(models.Model):
     patient_pseudonym = models.CharField(max_length=32, db_index=True)
     original_file = models.CharField(max_length=255)  # name in the "phi" storage
     deid_file = models.CharField(max_length=255)  # name in the default storage
+    # When original_pixels_at is set, the "phi" file is the original without its
+    # pixel data element, which lies byte for byte in the de-identified copy at
+    # deid_pixels_at (pixels_length bytes): the pixels are stored once, and the
+    # original is rebuilt and checked against file_sha256 (study_original_bytes).
+    original_pixels_at = models.PositiveBigIntegerField(null=True, blank=True)
+    deid_pixels_at = models.PositiveBigIntegerField(null=True, blank=True)
+    pixels_length = models.PositiveBigIntegerField(null=True, blank=True)
     file_sha256 = models.CharField(max_length=64)
     file_size = models.PositiveBigIntegerField()
     modality = models.CharField(max_length=16)

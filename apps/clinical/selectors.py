@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.storage import storages
+from django.core.files.storage import default_storage, storages
 from django.db.models import Prefetch, QuerySet
 
 from apps.clinical.models import PhiDigest, Prediction, Review, Study
@@ -124,3 +124,30 @@ def phi_scrubber(*, study: Study | None = None, values: Iterable[str] = ()) -> S
         key=phi_index_key(),
         lookup=lambda digests: phi_digests_known(digests=digests),
     )
+
+
+class OriginalUnavailable(Exception):
+    """The received file cannot be rebuilt: a part is missing or does not match."""
+
+
+def study_original_bytes(*, study: Study) -> bytes:
+    """The file exactly as it was received (PHI: memory only), checked against the
+    SHA-256 taken at the door. Its pixel data element is stored once, in the
+    de-identified copy; the "phi" file holds everything else."""
+    phi_storage = storages["phi"]
+    try:
+        with phi_storage.open(study.original_file, "rb") as fh:
+            rest = fh.read()
+        if study.original_pixels_at is None:
+            data = rest
+        else:
+            at = study.original_pixels_at
+            with default_storage.open(study.deid_file, "rb") as fh:
+                fh.seek(study.deid_pixels_at)
+                pixels = fh.read(study.pixels_length)
+            data = b"".join((rest[:at], pixels, rest[at:]))
+    except OSError as exc:
+        raise OriginalUnavailable(f"a stored part is missing ({type(exc).__name__})") from None
+    if hashlib.sha256(data).hexdigest() != study.file_sha256:
+        raise OriginalUnavailable("the rebuilt file does not match the SHA-256 taken at intake")
+    return data

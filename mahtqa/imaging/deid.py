@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+from dataclasses import dataclass
 from typing import Any
 
 import pydicom
@@ -202,14 +203,34 @@ def deidentify_dataset(src: Dataset, *, key: bytes, raw: bytes | None = None) ->
     copied from it byte for byte after the re-encoded header (pydicom's writer would
     copy a 7 MB radiograph twice); any doubt about its position falls back to the
     writer. The result is the same file either way (tests compare them)."""
+    copy = deidentify_parts(src, key=key, raw=raw)
+    if copy.pixels is None or raw is None:
+        return copy.header
+    begin, end = copy.pixels
+    return copy.header + raw[begin:end]
+
+
+@dataclass(frozen=True)
+class DeidentifiedParts:
+    """A de-identified copy in two parts, so a caller can write it without joining
+    them: ``header`` (the re-encoded file up to the pixel data) followed by the bytes
+    ``raw[pixels[0]:pixels[1]]`` of the original file (the whole (7FE0,0010) element,
+    byte for byte). ``pixels`` is None when the header is the whole copy."""
+
+    header: bytes
+    pixels: tuple[int, int] | None
+
+
+def deidentify_parts(src: Dataset, *, key: bytes, raw: bytes | None = None) -> DeidentifiedParts:
+    """As :func:`deidentify_dataset`, in two parts (see :class:`DeidentifiedParts`)."""
     _digest(key, "check", "")
     if not _parse.text(src, "SOPInstanceUID"):
         raise ImagingError(MISSING_UID, "SOPInstanceUID is missing or empty")
     try:
         dst = _deidentified_dataset(src, key)
         ts = UID(src.file_meta.TransferSyntaxUID)
-        pixel_bytes = _pixel_element_bytes(src, raw, ts) if raw is not None else None
-        if pixel_bytes is not None:
+        span = _pixel_element_span(src, raw, ts) if raw is not None else None
+        if span is not None:
             del dst.PixelData
         buffer = io.BytesIO()
         pydicom.dcmwrite(
@@ -224,17 +245,15 @@ def deidentify_dataset(src: Dataset, *, key: bytes, raw: bytes | None = None) ->
         raise ImagingError(
             INVALID_DICOM, f"cannot write a de-identified copy ({type(exc).__name__})"
         ) from None
-    if pixel_bytes is None:
-        return buffer.getvalue()
-    return buffer.getvalue() + pixel_bytes
+    return DeidentifiedParts(header=buffer.getvalue(), pixels=span)
 
 
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"
 _SEQ_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
-def _pixel_element_bytes(src: Dataset, raw: bytes, ts: UID) -> bytes | None:
-    """The whole (7FE0,0010) element as it lies in ``raw``, or None when unsure.
+def _pixel_element_span(src: Dataset, raw: bytes, ts: UID) -> tuple[int, int] | None:
+    """Where the whole (7FE0,0010) element lies in ``raw``, or None when unsure.
 
     Only for little-endian, non-deflated syntaxes, when PixelData is the last
     element the copy keeps (nothing after it is on the allowlist)."""
@@ -253,7 +272,7 @@ def _pixel_element_bytes(src: Dataset, raw: bytes, ts: UID) -> bytes | None:
         return None
     if any(tag > elem.tag and keyword_for(tag) in KEEP for tag in src.keys()):  # noqa: SIM118 - tags, not elements
         return None
-    return raw[begin:end]
+    return begin, end
 
 
 def deidentified_header_dict(header: DicomHeader, *, key: bytes) -> dict[str, Any]:

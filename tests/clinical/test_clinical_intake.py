@@ -35,12 +35,15 @@ def test_multipart_field_file_is_accepted(api_client_a, phantom_bytes):
     assert Study.objects.count() == 1
 
 
-def test_same_instance_twice_returns_the_existing_study(api_client_a, api_client_b, phantom_bytes):
+def test_same_instance_twice_returns_the_existing_study(
+    api_client_a, api_client_b, phantom_bytes, tmp_path
+):
     first = api_client_a.post_dicom(phantom_bytes)
     again = api_client_a.post_dicom(phantom_bytes)
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"]
     assert Study.objects.count() == 1
+    assert len(stored_files(tmp_path)) == 2  # the repeat's files were dropped
     other = api_client_b.post_dicom(phantom_bytes)  # another client: its own study
     assert other.status_code == 202
     assert Study.objects.count() == 2
@@ -200,3 +203,59 @@ def test_an_instance_the_worker_cannot_decode_ends_failed_with_its_code(
     assert back.status_code == 200
     assert back.json()["status"] == "failed"
     assert back.json()["error"]["code"] in {"unsupported_transfer_syntax", "undecodable_pixels"}
+
+
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG3_J2KR.dcm"])
+def test_pixels_are_stored_once_and_the_original_is_rebuilt_byte_for_byte(
+    api_client_a, tmp_path, name
+):
+    """The PHI store keeps the original without its pixel data element (which lies,
+    byte for byte, in the de-identified copy): the received file comes back whole."""
+    import hashlib
+    import io
+    from pathlib import Path
+
+    import data_store
+    import pydicom
+
+    from apps.clinical.selectors import study_original_bytes
+    from mahtqa.imaging.identity import identity_read
+
+    data = (Path(data_store.__file__).parent / "data" / name).read_bytes()
+    assert api_client_a.post_dicom(data).status_code == 202
+    study = Study.objects.get()
+    original, deid = sorted(stored_files(tmp_path), key=lambda p: "deid" in p.parts)
+    assert "deid" in deid.parts
+    assert "deid" not in original.parts
+    assert study.pixels_length > 0.5 * len(data)  # the pixel data element is most of it
+    assert original.stat().st_size == len(data) - study.pixels_length
+    head = pydicom.dcmread(io.BytesIO(original.read_bytes()))
+    assert "PixelData" not in head
+    assert head.PatientID == pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).PatientID
+    assert identity_read(original.read_bytes()).ids  # the header readers still work
+    rebuilt = study_original_bytes(study=study)
+    assert rebuilt == data
+    assert hashlib.sha256(rebuilt).hexdigest() == study.file_sha256
+    stored = deid.read_bytes()
+    at = study.deid_pixels_at
+    assert (
+        stored[at : at + study.pixels_length]
+        == data[study.original_pixels_at :][: study.pixels_length]
+    )
+
+
+def test_a_damaged_or_missing_part_is_reported_not_returned(api_client_a, tmp_path, phantom_bytes):
+    from apps.clinical.selectors import OriginalUnavailable, study_original_bytes
+
+    assert api_client_a.post_dicom(phantom_bytes).status_code == 202
+    study = Study.objects.get()
+    assert study_original_bytes(study=study) == phantom_bytes
+    deid = next(p for p in stored_files(tmp_path) if "deid" in p.parts)
+    stored = bytearray(deid.read_bytes())
+    stored[-1] ^= 0xFF  # one pixel byte flipped
+    deid.write_bytes(bytes(stored))
+    with pytest.raises(OriginalUnavailable, match="does not match"):
+        study_original_bytes(study=study)
+    deid.unlink()
+    with pytest.raises(OriginalUnavailable, match="missing"):
+        study_original_bytes(study=study)

@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
@@ -17,11 +16,12 @@ from django.utils import timezone
 from apps.clinical.choices import SpacingSource
 from apps.clinical.models import Study
 from apps.clinical.services.phi_index import phi_index_add
-from apps.clinical.services.policy import routing_policy_current
+from apps.clinical.services.policy import routing_policy_modalities
 from apps.clinical.services.sites import site_for
 from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from apps.core.storage import storage_write_parts
 from apps.outbox.services import outbox_enqueue
-from mahtqa.imaging.deid import deidentify_dataset, patient_pseudonym, pseudonymize_uid
+from mahtqa.imaging.deid import deidentify_parts, patient_pseudonym, pseudonymize_uid
 from mahtqa.imaging.dicom import DicomLimits, parse_and_validate
 from mahtqa.imaging.errors import ImagingError
 from mahtqa.imaging.identity import identity_of_dataset
@@ -37,11 +37,10 @@ _ERRORS = {"image_too_large": PayloadTooLarge, "unsupported_transfer_syntax": Un
 
 def dicom_limits() -> DicomLimits:
     """Size bounds from settings (decompression bombs); modalities from the admin policy."""
-    policy = routing_policy_current()
     return DicomLimits(
         max_rows=getattr(settings, "DICOM_MAX_ROWS", 8192),
         max_cols=getattr(settings, "DICOM_MAX_COLS", 8192),
-        allowed_modalities=tuple(policy.allowed_modalities),
+        allowed_modalities=routing_policy_modalities(),
     )
 
 
@@ -68,19 +67,26 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
         ds, header = parse_and_validate(data, limits=dicom_limits())
     except ImagingError as exc:
         raise _ERRORS.get(exc.code, InvalidInput)(exc.code, exc.message) from None
-    existing = Study.objects.filter(
-        submitted_by=user, sop_instance_uid=header.sop_instance_uid
-    ).first()
-    if existing is not None:
-        return existing, False
     key = _pseudonym_key()
-    deid_bytes = deidentify_dataset(ds, key=key, raw=data)  # parsed once, above
+    deid = deidentify_parts(ds, key=key, raw=data)  # parsed once, above
     identity = identity_of_dataset(ds)
     site = site_for(fields=site_fields(ds))
     name = f"{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
     phi_storage = storages["phi"]
-    original_name = phi_storage.save(name, ContentFile(data))
-    deid_name = default_storage.save(f"deid/{name}", ContentFile(deid_bytes))
+    raw = memoryview(data)
+    if deid.pixels is None:  # the writer re-encoded the pixels: keep the whole original
+        original_parts, deid_parts = [raw], [deid.header]
+    else:  # the pixel data element is stored once, in the de-identified copy
+        begin, end = deid.pixels
+        original_parts, deid_parts = [raw[:begin], raw[end:]], [deid.header, raw[begin:end]]
+    original_name = storage_write_parts(storage=phi_storage, name=name, parts=original_parts)
+    try:
+        deid_name = storage_write_parts(
+            storage=default_storage, name=f"deid/{name}", parts=deid_parts
+        )
+    except BaseException:
+        phi_storage.delete(original_name)
+        raise
     spacing = header.spacing_mm
     try:
         with transaction.atomic():
@@ -96,6 +102,9 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
                 ),
                 original_file=original_name,
                 deid_file=deid_name,
+                original_pixels_at=deid.pixels[0] if deid.pixels else None,
+                deid_pixels_at=len(deid.header) if deid.pixels else None,
+                pixels_length=deid.pixels[1] - deid.pixels[0] if deid.pixels else None,
                 file_sha256=hashlib.sha256(data).hexdigest(),
                 file_size=len(data),
                 modality=header.modality,
@@ -111,10 +120,15 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
             phi_index_add(identity=identity)
             study_enqueue(study_id=study.pk, new=True)  # the row is new: no live message
     except IntegrityError:
-        # The same instance arrived twice at once: keep the first, drop our files.
+        # Sent before (or twice at once): keep the first, drop our files. Not looked
+        # up before the work: a repeat is rare, a look-up per study is not free.
         phi_storage.delete(original_name)
         default_storage.delete(deid_name)
-        study = Study.objects.get(submitted_by=user, sop_instance_uid=header.sop_instance_uid)
+        study = Study.objects.filter(
+            submitted_by=user, sop_instance_uid=header.sop_instance_uid
+        ).first()
+        if study is None:  # another constraint: not a repeat
+            raise
         return study, False
     except Exception:
         _discard_unless_committed(original_name=original_name, deid_name=deid_name)

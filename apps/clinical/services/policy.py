@@ -54,6 +54,13 @@ def routing_policy_current() -> RoutingPolicy:
         return RoutingPolicy.objects.order_by("-version").first()
 
 
+def routing_policy_modalities() -> tuple[str, ...]:
+    """The modalities the policy in force accepts: one column, read per study at the door."""
+    row = RoutingPolicy.objects.order_by("-version").values_list("allowed_modalities", flat=True)
+    found = row.first()
+    return tuple(found if found is not None else routing_policy_current().allowed_modalities)
+
+
 def _validate(values: dict[str, Any]) -> None:
     errors: dict[str, str] = {}
     if not 0.0 <= float(values["min_confidence"]) <= 1.0:

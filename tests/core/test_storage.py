@@ -1,0 +1,86 @@
+"""storage_write_parts: one file from parts, never overwriting, nothing left on failure."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.files.storage import FileSystemStorage, InMemoryStorage
+
+from apps.core.storage import PhiStorage, _writev_all, storage_write_parts
+
+
+def test_parts_are_written_in_order_into_a_new_file(tmp_path):
+    storage = FileSystemStorage(location=tmp_path)
+    data = os.urandom(3 * 1024 * 1024)
+    view = memoryview(data)
+    name = storage_write_parts(
+        storage=storage, name="a/b/c.dcm", parts=[b"HEAD", view[10:], b"", view[:10]]
+    )
+    assert name == "a/b/c.dcm"
+    assert (tmp_path / "a/b/c.dcm").read_bytes() == b"HEAD" + data[10:] + data[:10]
+
+
+def test_an_existing_name_gets_a_new_one_and_the_old_file_is_kept(tmp_path):
+    storage = FileSystemStorage(location=tmp_path)
+    first = storage_write_parts(storage=storage, name="x.dcm", parts=[b"one"])
+    second = storage_write_parts(storage=storage, name="x.dcm", parts=[b"two"])
+    assert first == "x.dcm"
+    assert second != first
+    assert storage.open(first).read() == b"one"
+    assert storage.open(second).read() == b"two"
+
+
+def test_modes_of_the_storage_are_applied(tmp_path):
+    storage = PhiStorage(
+        location=tmp_path, file_permissions_mode=0o600, directory_permissions_mode=0o700
+    )
+    name = storage_write_parts(storage=storage, name="d/e.dcm", parts=[b"phi"])
+    assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_name_outside_the_storage_is_refused_and_nothing_written(tmp_path):
+    storage = FileSystemStorage(location=tmp_path / "inside")
+    with pytest.raises(Exception, match="outside|Detected path traversal"):
+        storage_write_parts(storage=storage, name="../escape.dcm", parts=[b"x"])
+    assert not (tmp_path / "escape.dcm").exists()
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    storage = FileSystemStorage(location=tmp_path)
+
+    class Broken:  # len() works, the buffer protocol does not
+        def __len__(self) -> int:
+            return 1
+
+    with pytest.raises(TypeError):
+        storage_write_parts(storage=storage, name="f.dcm", parts=[b"ok", Broken()])
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_other_storages_get_the_joined_bytes():
+    storage = InMemoryStorage()
+    name = storage_write_parts(storage=storage, name="m.dcm", parts=[b"ab", memoryview(b"cd")])
+    assert storage.open(name).read() == b"abcd"
+
+
+def test_short_writes_are_continued(tmp_path, monkeypatch):
+    """os.writev may write less than asked: the rest is written, nothing twice."""
+    calls = []
+    real = os.writev
+
+    def short(fd, views):
+        calls.append(sum(len(v) for v in views))
+        first = bytes(views[0])[:3] if len(views[0]) > 3 else bytes(views[0])
+        return real(fd, [first])  # at most 3 bytes per call
+
+    monkeypatch.setattr(os, "writev", short)
+    path = tmp_path / "s.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        _writev_all(fd, [memoryview(b"abcdefg"), memoryview(b"hij")])
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abcdefghij"
+    assert len(calls) == 4
