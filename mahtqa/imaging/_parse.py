@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pydicom
@@ -38,7 +39,9 @@ def check_part10(data: bytes) -> None:
         raise ImagingError(NOT_DICOM, "no DICM magic after the 128-byte preamble")
 
 
-def _check_structure(data: bytes) -> None:
+def _check_structure(data: bytes) -> tuple[int, int, int] | None:
+    """Check the element structure; where the pixel data element lies (a little-endian
+    dataset only; None otherwise or when there is none)."""
     try:
         start = _walk.meta_end(data)
         if start >= len(data):
@@ -49,25 +52,52 @@ def _check_structure(data: bytes) -> None:
         if ts is None:
             raise ImagingError(INVALID_DICOM, "the file meta group has no TransferSyntaxUID")
         if ts == DeflatedExplicitVRLittleEndian:
-            return  # the dataset is zlib-compressed; pydicom inflates and checks it
-        _walk.check_complete(
-            data,
-            start,
-            implicit=ts == ImplicitVRLittleEndian,
-            little=ts != ExplicitVRBigEndian,
+            return None  # the dataset is zlib-compressed; pydicom inflates and checks it
+        little = ts != ExplicitVRBigEndian
+        pixels = _walk.check_complete(
+            data, start, implicit=ts == ImplicitVRLittleEndian, little=little
         )
+        return pixels if little else None
     except _walk.Truncated as exc:
         raise ImagingError(TRUNCATED, f"the file is cut short: {exc}") from None
     except _walk.Malformed as exc:
         raise ImagingError(INVALID_DICOM, f"malformed element structure: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class PixelSpan:
+    """Where the top-level pixel data element lies in the file's bytes: its tag at
+    ``begin``, its value from ``value_start``, the next element at ``end``."""
+
+    begin: int
+    value_start: int
+    end: int
+
+    @property
+    def value_length(self) -> int:
+        return self.end - self.value_start
+
+
 def parse(data: bytes) -> Dataset:
     """Parse a complete Part-10 file (pixel data kept as bytes, never decoded here)."""
+    return _parse(data, pixels=True)[0]
+
+
+def parse_header(data: bytes) -> tuple[Dataset, PixelSpan | None]:
+    """As :func:`parse`, checking the whole structure but reading no pixel data: the
+    dataset stops before the top-level pixel data element, whose place is returned
+    (None when there is none, or when the file is big-endian or deflated: then the
+    dataset is read whole, pixel data included)."""
+    return _parse(data, pixels=False)
+
+
+def _parse(data: bytes, *, pixels: bool) -> tuple[Dataset, PixelSpan | None]:
     check_part10(data)
+    span = None
     try:
-        _check_structure(data)
-        ds = pydicom.dcmread(io.BytesIO(data))
+        found = _check_structure(data)
+        span = PixelSpan(*found) if found is not None and not pixels else None
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=span is not None)
         # pydicom converts elements lazily; touch them all so a broken value
         # fails here, inside the guard, instead of later in a caller.
         for _elem in ds.iterall():
@@ -82,7 +112,7 @@ def parse(data: bytes) -> Dataset:
         raise ImagingError(INVALID_DICOM, f"unparseable DICOM ({type(exc).__name__})") from None
     if len(ds) == 0:
         raise ImagingError(TRUNCATED, "the dataset after the file meta is empty or cut short")
-    return ds
+    return ds, span
 
 
 def text(ds: Dataset, keyword: str) -> str:

@@ -128,12 +128,27 @@ def _sniff_implicit(data: bytes, start: int, declared_implicit: bool) -> bool:
     return not _looks_like_vr(vr)
 
 
-def check_complete(data: bytes, start: int, *, implicit: bool, little: bool) -> None:
-    """Walk the dataset from ``start`` to the end; raise :class:`Truncated` if cut short."""
+_PIXEL_DATA = (0x7FE0, 0x0010)
+
+
+def check_complete(
+    data: bytes, start: int, *, implicit: bool, little: bool
+) -> tuple[int, int, int] | None:
+    """Walk the dataset from ``start`` to the end; raise :class:`Truncated` if cut short.
+
+    Returns where the top-level pixel data element lies, ``(begin, value_start, end)``
+    (its tag at ``begin``, its value from ``value_start``, the next element at
+    ``end``), or None when the dataset has none."""
     walker = _Walker(data)
     implicit = _sniff_implicit(data, start, implicit)
     pos = start
+    pixels = None
     while pos < walker.size:
         if walker.size - pos < 8 and not any(data[pos:]):
-            return  # a few zero bytes of trailing padding
-        pos, _group = walker.element(pos, implicit, little, 0)
+            return pixels  # a few zero bytes of trailing padding
+        begin = pos
+        pos, group = walker.element(pos, implicit, little, 0)
+        if pixels is None and group == _PIXEL_DATA[0] and walker._tag(begin, little) == _PIXEL_DATA:
+            long_header = not implicit and data[begin + 4 : begin + 6] in _LONG_VRS
+            pixels = (begin, begin + (12 if long_header else 8), pos)
+    return pixels

@@ -221,16 +221,32 @@ class DeidentifiedParts:
     pixels: tuple[int, int] | None
 
 
-def deidentify_parts(src: Dataset, *, key: bytes, raw: bytes | None = None) -> DeidentifiedParts:
-    """As :func:`deidentify_dataset`, in two parts (see :class:`DeidentifiedParts`)."""
+def deidentify_parts(
+    src: Dataset,
+    *,
+    key: bytes,
+    raw: bytes | None = None,
+    pixels: _parse.PixelSpan | None = None,
+) -> DeidentifiedParts:
+    """As :func:`deidentify_dataset`, in two parts (see :class:`DeidentifiedParts`).
+
+    ``pixels``: where the pixel data element lies in ``raw`` when ``src`` was read
+    without it (:func:`mahtqa.imaging._parse.parse_header`)."""
     _digest(key, "check", "")
     if not _parse.text(src, "SOPInstanceUID"):
         raise ImagingError(MISSING_UID, "SOPInstanceUID is missing or empty")
+    if pixels is not None and (
+        raw is None or "PixelData" in src or raw[pixels.begin : pixels.begin + 4] != _PIXEL_TAG_LE
+    ):
+        raise ValueError("pixels must say where the pixel data of raw lies, read apart")
     try:
         dst = _deidentified_dataset(src, key)
         ts = UID(src.file_meta.TransferSyntaxUID)
-        span = _pixel_element_span(src, raw, ts) if raw is not None else None
-        if span is not None:
+        if pixels is not None:
+            span = (pixels.begin, pixels.end)
+        else:
+            span = _pixel_element_span(src, raw, ts) if raw is not None else None
+        if span is not None and "PixelData" in dst:
             del dst.PixelData
         buffer = io.BytesIO()
         pydicom.dcmwrite(

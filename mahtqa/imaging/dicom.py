@@ -120,8 +120,8 @@ def _check_modality(ds: Dataset, limits: DicomLimits) -> str:
     return modality
 
 
-def _check_pixel_module(ds: Dataset) -> tuple[int, str]:
-    if "PixelData" not in ds:
+def _check_pixel_module(ds: Dataset, span: _parse.PixelSpan | None) -> tuple[int, str]:
+    if span is None and "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise ImagingError(NO_PIXEL_DATA, "float pixel data is not supported")
         raise ImagingError(NO_PIXEL_DATA, "the dataset has no PixelData")
@@ -168,13 +168,15 @@ def _check_bits(ds: Dataset) -> tuple[int, int]:
     return allocated, stored
 
 
-def _check_transfer_syntax(ds: Dataset, rows: int, cols: int, allocated: int) -> str:
+def _check_transfer_syntax(
+    ds: Dataset, rows: int, cols: int, allocated: int, span: _parse.PixelSpan | None
+) -> str:
     ts = UID(_parse.text(ds.file_meta, "TransferSyntaxUID"))
     if not ts.is_transfer_syntax:
         raise ImagingError(UNSUPPORTED_TRANSFER_SYNTAX, f"unknown transfer syntax {ts}")
     if not ts.is_compressed:
         expected = (rows * cols * allocated + 7) // 8
-        actual = len(ds.PixelData)
+        actual = span.value_length if span is not None else len(ds.PixelData)
         if actual < expected:
             raise ImagingError(
                 TRUNCATED, f"PixelData has {actual} bytes, {expected} expected for {rows}x{cols}"
@@ -189,13 +191,15 @@ def _check_transfer_syntax(ds: Dataset, rows: int, cols: int, allocated: int) ->
     return str(ts)
 
 
-def _build_header(ds: Dataset, limits: DicomLimits) -> DicomHeader:
+def _build_header(
+    ds: Dataset, limits: DicomLimits, span: _parse.PixelSpan | None = None
+) -> DicomHeader:
     _check_uids(ds)
     modality = _check_modality(ds, limits)
-    frames, photometric = _check_pixel_module(ds)
+    frames, photometric = _check_pixel_module(ds, span)
     rows, cols = _check_size(ds, limits)
     allocated, stored = _check_bits(ds)
-    ts = _check_transfer_syntax(ds, rows, cols, allocated)
+    ts = _check_transfer_syntax(ds, rows, cols, allocated, span)
     spacing, source = _spacing(ds)
     return DicomHeader(
         sop_instance_uid=_parse.text(ds, "SOPInstanceUID"),
@@ -221,6 +225,21 @@ def parse_and_validate(data: bytes, *, limits: DicomLimits) -> tuple[Dataset, Di
     ds = _parse.parse(data)
     try:
         return ds, _build_header(ds, limits)
+    except ImagingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken attribute value of any kind
+        raise ImagingError(INVALID_DICOM, f"invalid attribute ({type(exc).__name__})") from None
+
+
+def parse_header_and_validate(
+    data: bytes, *, limits: DicomLimits
+) -> tuple[Dataset, DicomHeader, _parse.PixelSpan | None]:
+    """As :func:`parse_and_validate`, reading no pixel data (the door's check): the
+    dataset stops before the pixel data element, whose place in ``data`` is returned
+    (None when the file is big-endian or deflated; its dataset is then read whole)."""
+    ds, span = _parse.parse_header(data)
+    try:
+        return ds, _build_header(ds, limits, span), span
     except ImagingError:
         raise
     except Exception as exc:  # noqa: BLE001 - a broken attribute value of any kind

@@ -22,7 +22,7 @@ from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from apps.core.storage import storage_write_parts
 from apps.outbox.services import outbox_enqueue
 from mahtqa.imaging.deid import deidentify_parts, patient_pseudonym, pseudonymize_uid
-from mahtqa.imaging.dicom import DicomLimits, parse_and_validate
+from mahtqa.imaging.dicom import DicomLimits, parse_header_and_validate
 from mahtqa.imaging.errors import ImagingError
 from mahtqa.imaging.identity import identity_of_dataset
 from mahtqa.imaging.site import site_fields
@@ -64,11 +64,11 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
             f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
         )
     try:
-        ds, header = parse_and_validate(data, limits=dicom_limits())
+        ds, header, pixels = parse_header_and_validate(data, limits=dicom_limits())
     except ImagingError as exc:
         raise _ERRORS.get(exc.code, InvalidInput)(exc.code, exc.message) from None
     key = _pseudonym_key()
-    deid = deidentify_parts(ds, key=key, raw=data)  # parsed once, above
+    deid = deidentify_parts(ds, key=key, raw=data, pixels=pixels)  # parsed once, above
     identity = identity_of_dataset(ds)
     site = site_for(fields=site_fields(ds))
     name = f"{timezone.now():%Y/%m/%d}/{uuid.uuid4().hex}.dcm"
