@@ -259,3 +259,19 @@ def test_a_damaged_or_missing_part_is_reported_not_returned(api_client_a, tmp_pa
     deid.unlink()
     with pytest.raises(OriginalUnavailable, match="missing"):
         study_original_bytes(study=study)
+
+
+@pytest.mark.parametrize("size", [0, 1, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024 + 7])
+def test_the_body_is_read_whole_in_pieces_up_to_the_limit(settings, size):
+    import io
+
+    from apps.clinical.parsers import DicomParser
+    from apps.core.errors import PayloadTooLarge
+
+    body = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    settings.DICOM_MAX_UPLOAD_BYTES = size
+    assert DicomParser().parse(io.BytesIO(body)) == body  # exactly at the limit
+    if size:
+        settings.DICOM_MAX_UPLOAD_BYTES = size - 1
+        with pytest.raises(PayloadTooLarge):
+            DicomParser().parse(io.BytesIO(body))
