@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
-from mahtqa.cephalometry.plausibility import check_plausibility
+from mahtqa.cephalometry.plausibility import PlausibilityConfig, check_plausibility
 from mahtqa.datasets.layouts import ImageRecord, Spacing
 from mahtqa.datasets.quality import image_quality, working_copy
 
@@ -25,6 +25,7 @@ DEFAULT_CONSISTENCY_MM = 2.0
 DUPLICATE_POINT_PX = 0.5
 SWAP_FACTOR = 3.0  # every landmark further apart than 3x the threshold: a swapped file?
 DHASH_SIDE = 16  # 256 bits
+_PLAUSIBILITY = PlausibilityConfig()  # the clinical defaults, built once (never changed)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,9 @@ def _check_points(result: ImageResult, annotator: str, pts: np.ndarray, rec: Ima
             annotator=annotator,
         )
         ok = False
-    for f in check_plausibility(pts, spacing_mm=rec.spacing_mm, image_width=result.width):
+    for f in check_plausibility(
+        pts, spacing_mm=rec.spacing_mm, image_width=result.width, config=_PLAUSIBILITY
+    ):
         if f.code == "spacing_unknown":
             continue
         severity = (

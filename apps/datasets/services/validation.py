@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from apps.core.bulk import rows_insert
 from apps.core.errors import InvalidInput
 from apps.datasets.choices import ACTIVE_RUN_STATUSES, RunStatus
 from apps.datasets.models import DatasetImage, DatasetVersion, Finding, ImageCheck, ValidationRun
@@ -114,39 +115,27 @@ def _check_all(
         return list(pool.map(one, images))
 
 
+_CHECK_FIELDS = ("run_id", "image_id", "readable", "sha256", "width", "height",
+                 "quality_score", "metrics", "dhash", "distances", "unit")  # fmt: skip
+_FINDING_FIELDS = ("run_id", "image_id", "code", "severity", "landmark", "annotator",
+                   "message", "details")  # fmt: skip
+
+
 def _rows(run: ValidationRun, images: list[DatasetImage], results: list[checks.ImageResult]):
+    """The step's check and finding rows, as value tuples for ``rows_insert``."""
     checks_rows, findings = [], []
     for image, r in zip(images, results, strict=True):
         checks_rows.append(
-            ImageCheck(
-                run=run,
-                image=image,
-                readable=r.readable,
-                sha256=r.sha256,
-                width=r.width,
-                height=r.height,
-                quality_score=r.quality_score,
-                metrics=r.metrics,
-                dhash=r.dhash,
-                distances=r.distances,
-                unit=r.unit,
-            )
-        )
-        findings.extend(_finding_row(run, f, image.pk) for f in r.findings)
+            (run.pk, image.pk, r.readable, r.sha256, r.width, r.height, r.quality_score,
+             r.metrics, r.dhash, r.distances, r.unit)
+        )  # fmt: skip
+        findings.extend(_finding_values(run.pk, f, image.pk) for f in r.findings)
     return checks_rows, findings
 
 
-def _finding_row(run: ValidationRun, f: checks.Finding, image_id: int | None) -> Finding:
-    return Finding(
-        run=run,
-        image_id=image_id,
-        code=f.code,
-        severity=f.severity,
-        landmark=f.landmark[:40],
-        annotator=f.annotator[:60],
-        message=f.message[:500],
-        details=f.details,
-    )
+def _finding_values(run_id: int, f: checks.Finding, image_id: int | None) -> tuple:
+    return (run_id, image_id, f.code, f.severity, f.landmark[:40], f.annotator[:60],
+            f.message[:500], f.details)  # fmt: skip
 
 
 def validation_run_step(*, run_id: int) -> str:
@@ -172,8 +161,8 @@ def validation_run_step(*, run_id: int) -> str:
             locked.status, locked.started_at = RunStatus.RUNNING, now
             Finding.objects.bulk_create(_layout_findings(locked))
         checks_rows, findings = _rows(locked, images, results)
-        ImageCheck.objects.bulk_create(checks_rows, batch_size=1000)
-        Finding.objects.bulk_create(findings, batch_size=1000)
+        rows_insert(model=ImageCheck, fields=_CHECK_FIELDS, rows=checks_rows)
+        rows_insert(model=Finding, fields=_FINDING_FIELDS, rows=findings)
         locked.cursor, locked.done = images[-1].pk, locked.done + len(images)
         locked.heartbeat_at = now
         locked.save(update_fields=["status", "started_at", "cursor", "done", "heartbeat_at"])
@@ -239,8 +228,10 @@ def _finish(*, run_id: int) -> str:
         locked = ValidationRun.objects.select_for_update().get(pk=run_id)
         if locked.status not in ACTIVE_RUN_STATUSES:
             return locked.status
-        Finding.objects.bulk_create(
-            [_finding_row(locked, f, keys.get(f.image)) for f in dataset_findings], batch_size=1000
+        rows_insert(
+            model=Finding,
+            fields=_FINDING_FIELDS,
+            rows=[_finding_values(locked.pk, f, keys.get(f.image)) for f in dataset_findings],
         )
         locked.counts = dict(locked.findings.values_list("severity").annotate(n=Count("id")))
         locked.summary = summary
