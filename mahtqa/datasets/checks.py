@@ -83,13 +83,21 @@ def decode_gray(data: bytes, fmt: str) -> np.ndarray | None:
 
 
 def dhash(gray: np.ndarray) -> str:
-    """256-bit difference hash (gradient signs of a 17x16 thumbnail) as 64 hex digits.
-    On the ISBI subset, different patients differ in >= 22 bits; a re-encoded,
-    resized, blurred or noisier copy of one image in <= 3."""
-    small = cv2.resize(gray, (DHASH_SIDE + 1, DHASH_SIDE), interpolation=cv2.INTER_AREA).astype(
-        np.int16
-    )
-    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    """256-bit difference hash (gradient signs of a 17x16 grid of block means) as 64 hex
+    digits. The block means come from one integral image (OpenCV's area resize to 17x16
+    took 0.3 ms of a 400-px working copy; this takes a third of it). On the ISBI subset,
+    different patients differ in >= 22 bits; a JPEG re-encoded, halved, blurred (sigma 2)
+    or noisier (sigma 8) copy of one image in <= 9 (NEAR_DUPLICATE_BITS is 10)."""
+    height, width = gray.shape[:2]
+    if height < DHASH_SIDE or width < DHASH_SIDE + 1:  # too small for blocks: stretch it
+        gray = cv2.resize(gray, (DHASH_SIDE + 1, DHASH_SIDE), interpolation=cv2.INTER_NEAREST)
+        height, width = gray.shape[:2]
+    ys = np.linspace(0, height, DHASH_SIDE + 1).round().astype(np.intp)
+    xs = np.linspace(0, width, DHASH_SIDE + 2).round().astype(np.intp)
+    corners = cv2.integral(gray)[ys][:, xs].astype(np.int64)
+    sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
+    means = sums / (np.diff(ys)[:, None] * np.diff(xs)[None, :])
+    bits = (means[:, 1:] > means[:, :-1]).ravel()
     return np.packbits(bits).tobytes().hex()
 
 

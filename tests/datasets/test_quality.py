@@ -275,3 +275,40 @@ def test_bad_input_is_refused() -> None:
         image_quality(np.zeros((0, 10), np.uint8))
     with pytest.raises(TypeError, match="uint8 or uint16"):
         image_quality(np.zeros((10, 10), np.float32))
+
+
+def test_dhash_tells_patients_apart_and_finds_copies_on_real_radiographs():
+    """The figures the dHash docstring and NEAR_DUPLICATE_BITS rest on, on 20 shared cases."""
+    import itertools
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+    import pytest
+
+    from mahtqa.datasets.checks import dhash
+    from mahtqa.datasets.quality import working_copy
+    from mahtqa.datasets.summary import NEAR_DUPLICATE_BITS
+
+    folder = Path(__file__).resolve().parents[2].parent / "shared/data/isbi2015-subset/images"
+    if not folder.is_dir():
+        pytest.skip("the shared ISBI subset is not beside the checkout")
+    grays = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(folder.iterdir())[:20]]
+
+    def bits(a: str, b: str) -> int:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+
+    hashes = [dhash(working_copy(g)) for g in grays]
+    assert min(bits(a, b) for a, b in itertools.combinations(hashes, 2)) > NEAR_DUPLICATE_BITS
+    rng = np.random.default_rng(0)
+    for g, h in zip(grays, hashes, strict=True):
+        _, jpg = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        copies = [
+            cv2.imdecode(jpg, cv2.IMREAD_GRAYSCALE),
+            cv2.resize(g, (g.shape[1] // 2, g.shape[0] // 2), interpolation=cv2.INTER_AREA),
+            cv2.GaussianBlur(g, (0, 0), 2),
+            np.clip(g + rng.normal(0, 8, g.shape), 0, 255).astype(np.uint8),
+        ]
+        assert all(bits(dhash(working_copy(c)), h) <= NEAR_DUPLICATE_BITS for c in copies)
+    tiny = np.arange(12 * 10, dtype=np.uint8).reshape(12, 10)
+    assert len(dhash(tiny)) == 64
