@@ -5,6 +5,7 @@ holds one image in memory (see ``mahtqa.datasets.summary`` for the dataset-wide 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,13 +93,20 @@ def dhash(gray: np.ndarray) -> str:
     if height < DHASH_SIDE or width < DHASH_SIDE + 1:  # too small for blocks: stretch it
         gray = cv2.resize(gray, (DHASH_SIDE + 1, DHASH_SIDE), interpolation=cv2.INTER_NEAREST)
         height, width = gray.shape[:2]
-    ys = np.linspace(0, height, DHASH_SIDE + 1).round().astype(np.intp)
-    xs = np.linspace(0, width, DHASH_SIDE + 2).round().astype(np.intp)
+    ys, xs, areas = _dhash_grid(height, width)
     corners = cv2.integral(gray)[ys][:, xs].astype(np.int64)
     sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
-    means = sums / (np.diff(ys)[:, None] * np.diff(xs)[None, :])
+    means = sums / areas
     bits = (means[:, 1:] > means[:, :-1]).ravel()
     return np.packbits(bits).tobytes().hex()
+
+
+@functools.lru_cache(maxsize=64)
+def _dhash_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block edges (rows, columns) and block areas of the dHash grid for one image size."""
+    ys = np.linspace(0, height, DHASH_SIDE + 1).round().astype(np.intp)
+    xs = np.linspace(0, width, DHASH_SIDE + 2).round().astype(np.intp)
+    return ys, xs, np.diff(ys)[:, None] * np.diff(xs)[None, :]
 
 
 def point_distances(a: np.ndarray, b: np.ndarray, spacing: Spacing | None) -> np.ndarray:
