@@ -357,7 +357,8 @@ def _recommend(spec, cal, batch, peak, target) -> list[Recommendation]:
     if spec.precision == "fp32":
         halved = (cal.activations(batch) + cal.batch_per_sample * batch) // 2
         recs.append(Recommendation("mixed_precision", "train under bf16 autocast: activations "
-            f"and batch roughly halved, about {_mib(halved)} less", halved))  # fmt: skip
+            f"and batch roughly halved, about {_mib(halved)} less (the convolution workspace "
+            "under bf16 depends on the CPU: measure it with precision bf16)", halved))  # fmt: skip
     fit = _max_batch(cal, target) if over else None
     if over and fit is None:
         recs.append(Recommendation("no_batch_fits",
