@@ -18,15 +18,15 @@ def rows_insert(
     where building a model instance per row cost more than the database."""
     meta = model._meta
     chosen = [meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql":
+        objs = [model(**dict(zip([f.attname for f in chosen], r, strict=True))) for r in rows]
+        model.objects.bulk_create(objs, batch_size=1000)
+        return len(objs)
     as_json = [isinstance(f, models.JSONField) for f in chosen]
     prepared = (
         [json.dumps(v) if j and v is not None else v for v, j in zip(row, as_json, strict=True)]
         for row in rows
     )
-    if connection.vendor != "postgresql":
-        objs = [model(**dict(zip([f.attname for f in chosen], r, strict=True))) for r in rows]
-        model.objects.bulk_create(objs, batch_size=1000)
-        return len(objs)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in chosen)
     count = 0
