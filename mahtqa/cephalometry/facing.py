@@ -29,8 +29,8 @@ def profile_facing(points: np.ndarray) -> Facing:
     mean(x_A, x_Pog) lies at least 10 mm anterior to the S-N midpoint.
     """
     pts = np.asarray(points, dtype=float)
-    face_x = float(pts[list(_FACE), 0].mean())
-    mid_x = float((pts[_S, 0] + pts[_N, 0]) / 2.0)
+    face_x = (float(pts[_FACE[0], 0]) + float(pts[_FACE[1], 0])) / 2.0  # as np.mean of two
+    mid_x = (float(pts[_S, 0]) + float(pts[_N, 0])) / 2.0
     if face_x == mid_x:
         return facing_direction(pts)
     return "right" if face_x > mid_x else "left"

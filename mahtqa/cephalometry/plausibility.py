@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mahtqa.cephalometry.facing import mirror_points, profile_facing
-from mahtqa.cephalometry.landmarks import ABBREVIATIONS, landmark_index
+from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.measurements import (
     DISTANCE_CODES,
     MEASUREMENT_CODES,
@@ -128,13 +128,12 @@ class PlausibilityConfig:
         return cls(**kwargs)
 
 
-def _idx(*names: str) -> list[int]:
-    return [landmark_index(n) for n in names]
-
-
-def _ordering(p: np.ndarray, unit: str, tol_scale: float, cfg: PlausibilityConfig) -> list[Finding]:
-    """Ordering rules on right-facing physical points (x anterior, y down)."""
-    s, n, a, b, pog, me, gn = (p[i] for i in _idx(*ABBREVIATIONS))
+def _ordering(
+    p: list[list[float]], unit: str, tol_scale: float, cfg: PlausibilityConfig
+) -> list[Finding]:
+    """Ordering rules on right-facing physical points (x anterior, y down), as Python
+    floats: numpy costs microseconds per operation on single coordinates."""
+    s, n, a, b, pog, me, gn = p
     tol = cfg.order_tolerance_mm * tol_scale
     out: list[Finding] = []
 
@@ -159,11 +158,10 @@ def _ordering(p: np.ndarray, unit: str, tol_scale: float, cfg: PlausibilityConfi
             f"B lies {b[1] - pog[1]:.1f} {unit} below Pog; B should be above Pog.",
             ("B", "Pog"),
         )
-    others = np.delete(p, landmark_index("Me"), axis=0)
-    lowest = int(np.argmax(others[:, 1]))
-    gap = float(others[lowest, 1] - me[1])
+    others = [(name, q) for name, q in zip(ABBREVIATIONS, p, strict=True) if name != "Me"]
+    name, lowest = max(others, key=lambda item: item[1][1])  # the first of equals, as argmax
+    gap = lowest[1] - me[1]
     if gap > cfg.me_lowest_tolerance_mm * tol_scale:
-        name = [a_ for a_ in ABBREVIATIONS if a_ != "Me"][lowest]
         add(
             "order_me_lowest",
             f"Me is not the lowest landmark: {name} lies {gap:.1f} {unit} "
@@ -175,9 +173,9 @@ def _ordering(p: np.ndarray, unit: str, tol_scale: float, cfg: PlausibilityConfi
 
 
 def _gn_between(
-    pog: np.ndarray,
-    me: np.ndarray,
-    gn: np.ndarray,
+    pog: list[float],
+    me: list[float],
+    gn: list[float],
     unit: str,
     tol_scale: float,
     cfg: PlausibilityConfig,
@@ -267,7 +265,7 @@ def check_plausibility(
         phys, unit, tol_scale = pts, "px", 1.0 / cfg.assumed_spacing_mm
     else:
         phys, unit, tol_scale = to_physical(pts, spacing_mm), "mm", 1.0
-    findings.extend(_ordering(phys, unit, tol_scale, cfg))
+    findings.extend(_ordering(phys.tolist(), unit, tol_scale, cfg))
     findings.extend(_ranges(ms, cfg, spacing_mm))
     if shape_model is not None:
         findings.extend(_shape(phys, shape_model, cfg, spacing_mm))

@@ -312,3 +312,62 @@ def test_dhash_tells_patients_apart_and_finds_copies_on_real_radiographs():
         assert all(bits(dhash(working_copy(c)), h) <= NEAR_DUPLICATE_BITS for c in copies)
     tiny = np.arange(12 * 10, dtype=np.uint8).reshape(12, 10)
     assert len(dhash(tiny)) == 64
+
+
+def test_checks_run_opencv_single_threaded_and_restore_its_pool() -> None:
+    from mahtqa.datasets.checks import opencv_single_threaded
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        inside = []
+
+        def failing_check() -> None:
+            with opencv_single_threaded():
+                inside.append(cv2.getNumThreads())
+                raise RuntimeError("a failing check")
+
+        with pytest.raises(RuntimeError):
+            failing_check()
+        assert inside == [1]
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
+
+
+def test_point_checks_report_nan_outside_and_duplicate_points_in_landmark_order(
+    tmp_path: Path,
+) -> None:
+    from mahtqa.datasets.checks import check_image
+    from mahtqa.datasets.layouts import ImageRecord
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((100, 80), 120, np.uint8))
+    good = np.array([[20, 20], [60, 20], [62, 50], [60, 70], [62, 80], [55, 95], [60, 90]], float)
+    broken = good.copy()
+    broken[1] = np.nan  # N
+    broken[4] = (81.0, 80.0)  # Pog: x beyond the 80-px width
+    twins = good.copy()
+    twins[6] = twins[5] + 0.3  # Gn on Me
+    record = ImageRecord(
+        key="a",
+        file="a.png",
+        fmt="png",
+        annotations={"one": broken, "two": twins},
+        spacing_mm=None,
+        split="train",
+    )
+    result = check_image(record=record, root=tmp_path)
+    mine = [
+        (f.code, f.landmark, f.annotator)
+        for f in result.findings
+        if f.code.startswith("annotation")
+    ]
+    assert mine == [
+        ("annotation_nan", "N", "one"),
+        ("annotation_outside_image", "Pog", "one"),
+        ("annotation_duplicate_points", "Gn", "two"),
+    ]
+    outside = next(f for f in result.findings if f.code == "annotation_outside_image")
+    assert outside.message == "Pog by one at (81.0, 80.0) is outside the 80x100 image."
+    assert outside.details == {"x": 81.0, "y": 80.0}
+    assert result.distances == {}  # neither annotator is usable for the consistency check

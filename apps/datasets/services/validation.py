@@ -109,10 +109,11 @@ def _check_all(
         )
 
     workers = max(1, settings.MAHTQA_DATASET_WORKERS)
-    if workers == 1 or len(images) < 2:
-        return [one(i) for i in images]
-    with ThreadPoolExecutor(workers) as pool:  # OpenCV and hashlib release the GIL
-        return list(pool.map(one, images))
+    with checks.opencv_single_threaded():
+        if workers == 1 or len(images) < 2:
+            return [one(i) for i in images]
+        with ThreadPoolExecutor(workers) as pool:  # OpenCV and hashlib release the GIL
+            return list(pool.map(one, images))
 
 
 _CHECK_FIELDS = ("run_id", "image_id", "readable", "sha256", "width", "height",
