@@ -9,7 +9,8 @@ Debian's ``orthanc`` (REST ``POST /instances``) and MAHT-QA under gunicorn with 
 workers (production settings, PostgreSQL through its Unix socket, database
 ``mahtqa_bench_intake``). Each round sends the same N files (fresh UIDs per round,
 so nothing deduplicates) from C client threads to each server, alternating which
-goes first, and takes the median rate over rounds. Files: pydicom-data's Philips
+goes first, and takes the median rate over rounds (after 4 untimed files of each kind
+to each server). Files: pydicom-data's Philips
 and Fuji CR radiographs, uncompressed and JPEG 2000 lossless.
 
 Prints a table and the ratios (ours / Orthanc) and asserts the targets of issue 9:
@@ -179,6 +180,9 @@ def main() -> None:
               {"Content-Type": "application/dicom"})  # fmt: skip
     rows, failed = [], []
     try:
+        for name, (url, headers) in (("maht-qa", ours), ("orthanc", theirs)):
+            for kind in SOURCES:  # warm-up, not timed: both workers, both kinds
+                _rate(url, _files(kind, 4, 999), headers, 2)
         for kind in SOURCES:
             for clients in [int(c) for c in args.clients.split(",")]:
                 rates: dict[str, list[float]] = {"maht-qa": [], "orthanc": []}

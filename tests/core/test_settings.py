@@ -62,3 +62,20 @@ def test_api_schema_and_docs_are_served_without_cdn(engineer_client, client):
     assert "cdn" not in html.lower()
     assert "unpkg" not in html.lower()
     assert "/static/drf_spectacular_sidecar/" in html
+
+
+@pytest.mark.slow
+def test_the_wsgi_module_loads_every_view_module_when_a_worker_starts():
+    """Not in the first request: django.setup() alone does not import the API views."""
+    probe = (
+        "import sys, django; django.setup(); before = 'apps.clinical.api' in sys.modules; "
+        "import mahtqa.wsgi; print(before, 'apps.clinical.api' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env.update(PROD_ENV)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
