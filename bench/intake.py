@@ -180,7 +180,7 @@ def main() -> None:
               {"Content-Type": "application/dicom"})  # fmt: skip
     rows, failed = [], []
     try:
-        for name, (url, headers) in (("maht-qa", ours), ("orthanc", theirs)):
+        for url, headers in (ours, theirs):
             for kind in SOURCES:  # warm-up, not timed: both workers, both kinds
                 _rate(url, _files(kind, 4, 999), headers, 2)
         for kind in SOURCES:
