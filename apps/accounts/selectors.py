@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.keys import PREFIX_LENGTH, api_key_hash
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, SecurityEvent
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +42,23 @@ def token_failures_recent(*, ip_address: str) -> int:
     except Exception as exc:  # noqa: BLE001 - any cache backend error
         logger.warning("token-failure counter unavailable: %s", type(exc).__name__)
         return 0
+
+
+def security_event_counts(*, since: datetime) -> dict[str, int]:
+    """Security events since ``since``, per kind."""
+    return dict(
+        SecurityEvent.objects.filter(created_at__gte=since)
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
+def api_token_stale_count(*, now: datetime, days: int) -> int:
+    """Live tokens unused for ``days`` (or never used and older than that)."""
+    cutoff = now - timedelta(days=days)
+    return (
+        ApiToken.objects.filter(revoked_at__isnull=True)
+        .filter(Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff))
+        .count()
+    )

@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage, storages
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncWeek
 
-from apps.clinical.models import PhiDigest, Prediction, Review, Study
+from apps.clinical.choices import StudyStatus, TaskStatus
+from apps.clinical.models import PhiDigest, Prediction, Review, ReviewTask, Study
 from apps.core.navigation import user_has_perm
 from mahtqa.imaging.identity import PatientCard, PatientIdentity, identity_read, patient_card_read
 from mahtqa.phi import Scrubber
@@ -151,3 +155,127 @@ def study_original_bytes(*, study: Study) -> bytes:
     if hashlib.sha256(data).hexdigest() != study.file_sha256:
         raise OriginalUnavailable("the rebuilt file does not match the SHA-256 taken at intake")
     return data
+
+
+# --- Figures for monitoring: counts and rows without PHI (published to apps.monitoring) ---
+
+
+def study_status_summary() -> dict[str, dict[str, Any]]:
+    """Per status: ``n``, ``waiting`` (the earliest enqueued, else received, time) and
+    ``started`` (the earliest start)."""
+    rows = (
+        Study.objects.values("status")
+        .annotate(
+            n=Count("id"),
+            waiting=Min(Coalesce("enqueued_at", "received_at")),
+            started=Min("started_at"),
+        )
+        .order_by()
+    )
+    return {row["status"]: row for row in rows}
+
+
+def study_queued_summary() -> dict[str, Any]:
+    """Queued studies: ``n`` and ``oldest`` (received time)."""
+    return Study.objects.filter(status=StudyStatus.QUEUED).aggregate(
+        n=Count("id"), oldest=Min("received_at")
+    )
+
+
+def prediction_inference_ms_latest(*, limit: int) -> list[Any]:
+    """``timings_ms["inference"]`` of the latest ``limit`` predictions by id (raw JSON
+    values: the caller decides what is a number)."""
+    values = Prediction.objects.order_by("-pk").values_list("timings_ms__inference", flat=True)
+    return list(values[:limit])
+
+
+def prediction_ood_rows(*, since: datetime, limit: int) -> list[tuple]:
+    """(created_at, ood_score, ood_details) of predictions since ``since``, newest first."""
+    return list(
+        Prediction.objects.filter(created_at__gte=since)
+        .values_list("created_at", "ood_score", "ood_details")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def prediction_case_rows(
+    *, since: datetime, until: datetime, statuses: Iterable[str], limit: int
+) -> list[tuple]:
+    """Predicted cases for the clinical monitor, newest first: (id, study_id, study public
+    id, site key, spacing row, spacing col, model name, model version, landmarks, OOD
+    score, OOD details, created_at). Identifiers are pseudonymous only."""
+    return list(
+        Prediction.objects.filter(
+            created_at__gte=since, created_at__lte=until, study__status__in=list(statuses)
+        )
+        .order_by("-created_at", "-id")
+        .values_list("id", "study_id", "study__public_id", "study__site__key",
+                     "study__spacing_row_mm", "study__spacing_col_mm", "model_version__name",
+                     "model_version__version", "landmarks", "ood_score", "ood_details",
+                     "created_at")[:limit]
+    )  # fmt: skip
+
+
+def review_decisions_of(*, prediction_ids: Iterable[int]) -> list[tuple]:
+    """(prediction_id, outcome, landmarks_after) of the reviews of these predictions,
+    oldest first (so the latest decision comes last)."""
+    return list(
+        Review.objects.filter(prediction_id__in=list(prediction_ids))
+        .order_by("created_at", "id")
+        .values_list("prediction_id", "outcome", "landmarks_after")
+    )
+
+
+def review_decision_rows(*, since: datetime, limit: int) -> list[tuple]:
+    """(outcome, landmarks_before, landmarks_after, spacing row, spacing col) of reviews
+    since ``since``."""
+    return list(
+        Review.objects.filter(created_at__gte=since)
+        .values_list("outcome", "landmarks_before", "landmarks_after",
+                     "study__spacing_row_mm", "study__spacing_col_mm")[:limit]
+    )  # fmt: skip
+
+
+def review_task_backlog_cells(*, now: datetime) -> list[dict[str, Any]]:
+    """Undecided review tasks per (level, priority, status): ``n``, ``overdue`` and
+    ``oldest`` (created time)."""
+    return list(
+        ReviewTask.objects.filter(status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED])
+        .values("level", "priority", "status")
+        .annotate(
+            n=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("created_at")
+        )
+        .order_by()
+    )
+
+
+def review_task_live_summary(*, now: datetime) -> dict[str, Any]:
+    """Review tasks not done: ``n``, ``overdue`` and ``oldest`` (the earliest due time
+    already past)."""
+    return ReviewTask.objects.exclude(status=TaskStatus.DONE).aggregate(
+        n=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)),
+        oldest=Min("due_at", filter=Q(due_at__lt=now)),
+    )  # fmt: skip
+
+
+def review_task_sla_counts(*, since: datetime, now: datetime) -> dict[str, Any]:
+    """Review tasks closed since ``since``, closed (``n``) and closed by their due time
+    (``ok``): per priority and per week; and the open tasks already overdue."""
+    done = ReviewTask.objects.filter(
+        status=TaskStatus.DONE, closed_at__isnull=False, closed_at__gte=since
+    )
+    on_time = Q(closed_at__lte=F("due_at"))
+    return {
+        "by_priority": list(
+            done.values("priority").annotate(n=Count("id"), ok=Count("id", filter=on_time))
+        ),
+        "weekly": list(
+            done.annotate(week=TruncWeek("closed_at"))
+            .values("week")
+            .annotate(n=Count("id"), ok=Count("id", filter=on_time))
+            .order_by("week")
+        ),
+        "overdue_open": ReviewTask.objects.exclude(status=TaskStatus.DONE)
+        .filter(due_at__lt=now)
+        .count(),
+    }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from apps.issues.choices import ACTIVE_STATUSES, Category, Severity, Status
@@ -124,3 +124,45 @@ def issue_timeline(*, issue: Issue, limit: int = 200) -> list[dict[str, Any]]:
 
 def issue_occurrences(*, issue: Issue, limit: int = 50) -> QuerySet[Occurrence]:
     return Occurrence.objects.filter(issue=issue).order_by("-occurred_at", "-id")[:limit]
+
+
+# --- Figures for monitoring (published to apps.monitoring) ---
+
+
+def issue_active_summary(*, now: datetime) -> dict[str, dict[str, Any]]:
+    """Issues still being worked, per severity: ``n`` and ``overdue`` (past due)."""
+    rows = (
+        Issue.objects.filter(status__in=ACTIVE_STATUSES)
+        .values("severity")
+        .annotate(n=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)))
+        .order_by()
+    )
+    return {row["severity"]: row for row in rows}
+
+
+def occurrence_top_fingerprints(*, start: datetime, end: datetime, top: int) -> list[dict]:
+    """The ``top`` fingerprints by occurrences in [start, end), with their issue."""
+    return list(
+        Occurrence.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
+        .values("fingerprint", "issue_id", "issue__title", "issue__category")
+        .annotate(n=Count("id"))
+        .order_by("-n", "issue_id")[:top]
+    )
+
+
+def issue_category_counts(*, windows: dict[str, tuple[datetime, datetime]]) -> dict[str, int]:
+    """Issues (not merged away) created per category in each named window:
+    ``{f"{category}_{window}": n}``, one query."""
+    return Issue.objects.filter(merged_into__isnull=True).aggregate(**{
+        f"{c}_{w}": Count("id", filter=Q(category=c, created_at__gte=a, created_at__lt=b))
+        for c in Category.values for w, (a, b) in windows.items()
+    })  # fmt: skip
+
+
+def issue_slowest_resolved(*, start: datetime, end: datetime, top: int) -> list[Issue]:
+    """The ``top`` issues first resolved in [start, end) that took longest."""
+    return list(
+        Issue.objects.filter(
+            merged_into__isnull=True, first_resolved_at__gte=start, first_resolved_at__lt=end
+        ).order_by(F("created_at") - F("first_resolved_at"))[:top]
+    )

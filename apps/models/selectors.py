@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db.models import QuerySet
 
+from apps.models.files import sha256_file_cached, weights_path_resolve
 from apps.models.models import ModelVersion
 
 
@@ -91,3 +94,14 @@ def evaluation_list(*, model_version=None):
 
     qs = EvaluationRun.objects.select_related("model_version", "dataset_version__dataset")
     return qs.filter(model_version=model_version) if model_version is not None else qs
+
+
+def model_weights_path(*, weights_path: str | Path) -> Path:
+    """Where a registered version's weights file lies (relative paths under the models
+    root)."""
+    return weights_path_resolve(weights_path)
+
+
+def model_weights_sha256(path: Path) -> str:
+    """SHA-256 of a weights file, cached by path, modification time and size."""
+    return sha256_file_cached(path)

@@ -16,8 +16,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.db import connection
 
-from apps.models.files import sha256_file_cached, weights_path_resolve
-from apps.models.selectors import model_version_active
+from apps.models.selectors import model_version_active, model_weights_path, model_weights_sha256
 from apps.outbox.selectors import outbox_backlog
 
 BROKER_TIMEOUT_S = 2.0
@@ -65,10 +64,10 @@ def _model() -> dict[str, Any]:
     active = model_version_active()
     if active is None:
         raise CheckFailed("no_active_model")
-    path = weights_path_resolve(active.weights_path)
+    path = model_weights_path(weights_path=active.weights_path)
     if not path.is_file():
         raise CheckFailed("weights_missing")
-    if sha256_file_cached(path) != active.sha256:
+    if model_weights_sha256(path) != active.sha256:
         raise CheckFailed("sha256_mismatch")
     return {"name": active.name, "version": active.version}
 

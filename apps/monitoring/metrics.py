@@ -27,24 +27,26 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from apps.clinical.choices import EscalationLevel, Priority, StudyStatus, TaskStatus
-from apps.clinical.models import Prediction, ReviewTask, Study
-from apps.issues.choices import ACTIVE_STATUSES as ISSUE_ACTIVE_STATUSES
+from apps.clinical.selectors import (
+    prediction_inference_ms_latest,
+    review_task_backlog_cells,
+    study_status_summary,
+)
 from apps.issues.choices import Severity
-from apps.issues.models import Issue
+from apps.issues.selectors import issue_active_summary
 from apps.models.selectors import model_version_active
 from apps.monitoring.choices import ACTIVE_INCIDENT_STATUSES, IncidentSeverity, IncidentStatus
 from apps.monitoring.models import Heartbeat, Incident, ReadinessCheck
 from apps.monitoring.selectors import WORKER_PREFIX
 from apps.outbox.choices import OutboxStatus
-from apps.outbox.models import OutboxMessage
+from apps.outbox.selectors import outbox_task_status_counts
 
 PREFIX = "mahtqa"
 # Inference time: the latest INFERENCE_WINDOW predictions (see _inference).
@@ -77,16 +79,7 @@ def _queue_names() -> list[str]:
 
 
 def _studies(now: datetime) -> list[Metric]:
-    rows = (
-        Study.objects.values("status")
-        .annotate(
-            n=Count("id"),
-            waiting=Min(Coalesce("enqueued_at", "received_at")),
-            started=Min("started_at"),
-        )
-        .order_by()
-    )
-    by_status = {row["status"]: row for row in rows}
+    by_status = study_status_summary()
     count = _gauge("studies", "Studies by processing status.", ["status"])
     for status in StudyStatus.values:
         count.add_metric([status], by_status.get(status, {}).get("n", 0))
@@ -106,12 +99,7 @@ def _studies(now: datetime) -> list[Metric]:
 def _queues(now: datetime) -> list[Metric]:
     """Work waiting per Celery queue: outbox messages not yet picked up by a worker
     (pending: not yet published; sent: published, not started), routed by task name."""
-    rows = (
-        OutboxMessage.objects.filter(status__in=OUTBOX_STATUSES)
-        .values("task", "status")
-        .annotate(n=Count("id"), oldest=Min("created_at"))
-        .order_by()
-    )
+    rows = outbox_task_status_counts(statuses=OUTBOX_STATUSES)
     queues = _queue_names()
     counts: dict[tuple[str, str], int] = defaultdict(int)
     oldest: dict[str, datetime] = {}
@@ -164,8 +152,8 @@ def _inference() -> list[Metric]:
     ``histogram_quantile(0.95, mahtqa_inference_seconds_bucket)`` is the p95 of the
     latest predictions.
     """
-    values = Prediction.objects.order_by("-pk").values_list("timings_ms__inference", flat=True)
-    seconds = [s for s in (_seconds(v) for v in values[:INFERENCE_WINDOW]) if s is not None]
+    values = prediction_inference_ms_latest(limit=INFERENCE_WINDOW)
+    seconds = [s for s in (_seconds(v) for v in values) if s is not None]
     per_bucket = [0] * (len(INFERENCE_BUCKETS_S) + 1)
     for s in seconds:
         per_bucket[bisect.bisect_left(INFERENCE_BUCKETS_S, s)] += 1
@@ -184,14 +172,7 @@ def _inference() -> list[Metric]:
 
 
 def _review(now: datetime) -> list[Metric]:
-    rows = (
-        ReviewTask.objects.filter(status__in=[TaskStatus.OPEN, TaskStatus.CLAIMED])
-        .values("level", "priority", "status")
-        .annotate(
-            n=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)), oldest=Min("created_at")
-        )
-        .order_by()
-    )
+    rows = review_task_backlog_cells(now=now)
     cells = {(r["level"], r["priority"], r["status"]): r for r in rows}
     backlog = _gauge(
         "review_backlog",
@@ -223,13 +204,7 @@ def _review(now: datetime) -> list[Metric]:
 
 
 def _issues(now: datetime) -> list[Metric]:
-    rows = (
-        Issue.objects.filter(status__in=ISSUE_ACTIVE_STATUSES)
-        .values("severity")
-        .annotate(n=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)))
-        .order_by()
-    )
-    by = {row["severity"]: row for row in rows}
+    by = issue_active_summary(now=now)
     open_ = _gauge("issues_open", "Engineering issues still being worked.", ["severity"])
     overdue = _gauge("issues_overdue", "Open issues past their response target.", ["severity"])
     for severity in Severity.values:

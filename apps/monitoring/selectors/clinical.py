@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.clinical.models import Prediction, Review
+from apps.clinical.selectors import prediction_case_rows, review_decisions_of
 from apps.monitoring.choices import ACTIVE_INCIDENT_STATUSES, Trigger
 from apps.monitoring.models import Incident, IncidentEvent, MonitorSettings
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
@@ -65,21 +65,9 @@ def clinical_records(*, now: datetime | None = None, days: int | None = None,
     now = now or timezone.now()
     d, m = clinical_lookback()
     since = now - timedelta(days=days or d)
-    preds = list(
-        Prediction.objects.filter(created_at__gte=since, created_at__lte=now,
-                                  study__status__in=STATUSES)
-        .order_by("-created_at", "-id")
-        .values_list("id", "study_id", "study__public_id", "study__site__key",
-                     "study__spacing_row_mm", "study__spacing_col_mm", "model_version__name",
-                     "model_version__version", "landmarks", "ood_score", "ood_details",
-                     "created_at")[: max_cases or m]
-    )  # fmt: skip
+    preds = prediction_case_rows(since=since, until=now, statuses=STATUSES, limit=max_cases or m)
     reviews: dict[int, tuple[str, list]] = {}
-    for pid, outcome, after in (
-        Review.objects.filter(prediction_id__in=[p[0] for p in preds])
-        .order_by("created_at", "id")
-        .values_list("prediction_id", "outcome", "landmarks_after")
-    ):
+    for pid, outcome, after in review_decisions_of(prediction_ids=[p[0] for p in preds]):
         reviews[pid] = (outcome, after)  # the latest decision wins
     # A study predicted by several versions: the reviewed prediction, else the newest.
     chosen: dict[int, tuple] = {}

@@ -11,14 +11,15 @@ from datetime import date, datetime, timedelta
 from statistics import median
 from typing import Any
 
-from django.db.models import Count, F, Q
-from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
-from apps.clinical.choices import TaskStatus
-from apps.clinical.models import ReviewTask
+from apps.clinical.selectors import review_task_sla_counts
 from apps.issues.choices import Category
-from apps.issues.models import Issue, Occurrence
+from apps.issues.selectors import (
+    issue_category_counts,
+    issue_slowest_resolved,
+    occurrence_top_fingerprints,
+)
 from apps.monitoring.models import Incident
 from apps.monitoring.selectors import percent_of
 
@@ -26,30 +27,24 @@ from apps.monitoring.selectors import percent_of
 def review_sla_compliance(*, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
     """Share of review tasks closed by their due time, per priority and per week."""
     now = now or timezone.now()
-    done = ReviewTask.objects.filter(
-        status=TaskStatus.DONE, closed_at__isnull=False, closed_at__gte=now - timedelta(days=days)
-    )
-    on_time = Q(closed_at__lte=F("due_at"))
+    counts = review_task_sla_counts(since=now - timedelta(days=days), now=now)
     by_priority = {
         row["priority"]: {
             "done": row["n"],
             "on_time": row["ok"],
             "pct": percent_of(row["ok"], row["n"]),
         }
-        for row in done.values("priority").annotate(n=Count("id"), ok=Count("id", filter=on_time))
+        for row in counts["by_priority"]
     }
     weekly = [
         {"week": row["week"].date(), "pct": percent_of(row["ok"], row["n"]), "done": row["n"]}
-        for row in done.annotate(week=TruncWeek("closed_at"))
-        .values("week")
-        .annotate(n=Count("id"), ok=Count("id", filter=on_time))
-        .order_by("week")
+        for row in counts["weekly"]
     ]
     n = sum(v["done"] for v in by_priority.values())
     ok = sum(v["on_time"] for v in by_priority.values())
-    overdue_open = ReviewTask.objects.exclude(status=TaskStatus.DONE).filter(due_at__lt=now).count()
     return {"days": days, "done": n, "on_time": ok, "pct": percent_of(ok, n),
-            "by_priority": by_priority, "weekly": weekly, "overdue_open": overdue_open}  # fmt: skip
+            "by_priority": by_priority, "weekly": weekly,
+            "overdue_open": counts["overdue_open"]}  # fmt: skip
 
 
 def incident_response_times(*, days: int = 90, now: datetime | None = None) -> dict[str, Any]:
@@ -99,18 +94,8 @@ def monthly_pattern_report(*, month: date, top: int = 10) -> dict[str, Any]:
     trending against the month before, and the slowest resolutions of the month."""
     start, end = month_bounds(month)
     prev_start, _ = month_bounds((start - timedelta(days=1)).date())
-    recurring = list(
-        Occurrence.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
-        .values("fingerprint", "issue_id", "issue__title", "issue__category")
-        .annotate(n=Count("id"))
-        .order_by("-n", "issue_id")[:top]
-    )
-    issues = Issue.objects.filter(merged_into__isnull=True)
-    counts = issues.aggregate(**{
-        f"{c}_{w}": Count("id", filter=Q(category=c, created_at__gte=a, created_at__lt=b))
-        for c in Category.values for w, (a, b) in (("now", (start, end)),
-                                                   ("prev", (prev_start, start)))
-    })  # fmt: skip
+    recurring = occurrence_top_fingerprints(start=start, end=end, top=top)
+    counts = issue_category_counts(windows={"now": (start, end), "prev": (prev_start, start)})
     categories = [
         {"category": c, "label": Category(c).label, "this_month": counts[f"{c}_now"],
          "previous": counts[f"{c}_prev"], "change": counts[f"{c}_now"] - counts[f"{c}_prev"]}
@@ -120,8 +105,7 @@ def monthly_pattern_report(*, month: date, top: int = 10) -> dict[str, Any]:
     slowest = [
         {"id": i.pk, "title": i.title, "category": i.category,
          "hours": round((i.first_resolved_at - i.created_at).total_seconds() / 3600, 1)}
-        for i in issues.filter(first_resolved_at__gte=start, first_resolved_at__lt=end)
-        .order_by(F("created_at") - F("first_resolved_at"))[:top]
+        for i in issue_slowest_resolved(start=start, end=end, top=top)
     ]  # fmt: skip
     return {
         "month": start.date(),

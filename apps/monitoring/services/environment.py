@@ -15,8 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from apps.models.files import sha256_file_cached, weights_path_resolve
-from apps.models.selectors import model_version_active
+from apps.models.selectors import model_version_active, model_weights_path, model_weights_sha256
 from apps.monitoring.models import WorkerEnvironment
 from mahtqa.monitoring.environment import (
     EnvironmentInputs,
@@ -66,7 +65,7 @@ def _model_ref() -> tuple[ModelRef | None, str]:
     ref = ModelRef(
         name=active.name,
         version=active.version,
-        path=weights_path_resolve(active.weights_path),
+        path=model_weights_path(weights_path=active.weights_path),
         sha256=active.sha256,
     )
     return ref, ""
@@ -123,7 +122,7 @@ def environment_inputs(
         disk_dirs={k: p for k, p in disk_dirs.items() if p.resolve() not in seen},
         database_probe=database_probe,
         broker_probe=broker_probe_for(url=broker_url),
-        sha256_of=sha256_file_cached,
+        sha256_of=model_weights_sha256,
         thresholds=thresholds or Thresholds(),
     )
 

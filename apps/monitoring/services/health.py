@@ -10,18 +10,21 @@ from statistics import fmean, pstdev
 
 import psutil
 from django.conf import settings
-from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from apps.accounts.choices import SecurityEventKind
-from apps.accounts.models import ApiToken, SecurityEvent
-from apps.clinical.choices import ReviewOutcome, StudyStatus, TaskStatus
-from apps.clinical.models import Prediction, Review, ReviewTask, Study
+from apps.accounts.selectors import api_token_stale_count, security_event_counts
+from apps.clinical.choices import ReviewOutcome
+from apps.clinical.selectors import (
+    prediction_ood_rows,
+    review_decision_rows,
+    review_task_live_summary,
+    study_queued_summary,
+)
 from apps.clinical.services.policy import routing_policy_current
 from apps.monitoring.models import HealthResult, HealthRun
 from apps.monitoring.services.incidents import incident_trigger, monitor_settings_get
-from apps.outbox.choices import LIVE_STATUSES
-from apps.outbox.models import OutboxMessage
+from apps.outbox.selectors import outbox_live_summary
 from mahtqa.cephalometry.metrics import review_errors_mm
 from mahtqa.monitoring import health
 
@@ -45,12 +48,7 @@ def _system() -> health.Result:
 
 
 def _queues(now: datetime) -> health.Result:
-    studies = Study.objects.filter(status=StudyStatus.QUEUED).aggregate(
-        n=Count("id"), oldest=Min("received_at")
-    )
-    outbox = OutboxMessage.objects.filter(status__in=LIVE_STATUSES).aggregate(
-        n=Count("id"), oldest=Min("available_at")
-    )
+    studies, outbox = study_queued_summary(), outbox_live_summary()
     queues = {
         "inference (studies)": {"depth": studies["n"], "oldest_s": _age_s(studies["oldest"], now)},
         "outbox": {"depth": outbox["n"], "oldest_s": _age_s(outbox["oldest"], now)},
@@ -59,11 +57,7 @@ def _queues(now: datetime) -> health.Result:
 
 
 def _backlog(now: datetime) -> health.Result:
-    live = ReviewTask.objects.exclude(status=TaskStatus.DONE)
-    agg = live.aggregate(
-        n=Count("id"), overdue=Count("id", filter=Q(due_at__lt=now)),
-        oldest=Min("due_at", filter=Q(due_at__lt=now)),
-    )  # fmt: skip
+    agg = review_task_live_summary(now=now)
     return health.review_backlog(
         open_tasks=agg["n"], overdue=agg["overdue"],
         oldest_overdue_min=_age_s(agg["oldest"], now) / 60,
@@ -72,11 +66,7 @@ def _backlog(now: datetime) -> health.Result:
 
 def _performance(now: datetime) -> health.Result:
     config = monitor_settings_get()
-    reviews = list(
-        Review.objects.filter(created_at__gte=now - WINDOW)
-        .values_list("outcome", "landmarks_before", "landmarks_after",
-                     "study__spacing_row_mm", "study__spacing_col_mm")[:5000]
-    )  # fmt: skip
+    reviews = review_decision_rows(since=now - WINDOW, limit=5000)
     errors = []
     for outcome, before, after, sr, sc in reviews:
         if outcome == ReviewOutcome.REJECTED or not after or not sr:
@@ -100,11 +90,7 @@ def _intensity(details: dict) -> float | None:
 
 def _drift(now: datetime) -> health.Result:
     limit = routing_policy_current().max_ood_score
-    rows = list(
-        Prediction.objects.filter(created_at__gte=now - REFERENCE)
-        .values_list("created_at", "ood_score", "ood_details")
-        .order_by("-created_at")[:20000]
-    )
+    rows = prediction_ood_rows(since=now - REFERENCE, limit=20000)
     recent = [r for r in rows if r[0] >= now - WINDOW]
     before = [r for r in rows if r[0] < now - WINDOW]
     rate = lambda rs: sum(r[1] > limit for r in rs) / len(rs) if rs else 0.0  # noqa: E731
@@ -120,21 +106,14 @@ def _drift(now: datetime) -> health.Result:
 
 
 def _security(now: datetime) -> health.Result:
-    counts = dict(
-        SecurityEvent.objects.filter(created_at__gte=now - timedelta(hours=1))
-        .values_list("kind")
-        .annotate(n=Count("id"))
-    )
-    stale = ApiToken.objects.filter(revoked_at__isnull=True).filter(
-        Q(last_used_at__lt=now - timedelta(days=STALE_TOKEN_DAYS))
-        | Q(last_used_at__isnull=True, created_at__lt=now - timedelta(days=STALE_TOKEN_DAYS))
-    )
+    counts = security_event_counts(since=now - timedelta(hours=1))
     return health.security_status(
         failed_logins=counts.get(SecurityEventKind.LOGIN_FAILED, 0),
         lockouts=counts.get(SecurityEventKind.LOCKED_OUT, 0),
         token_failures=counts.get(SecurityEventKind.TOKEN_FAILED, 0)
         + counts.get(SecurityEventKind.TOKEN_THROTTLED, 0),
-        stale_tokens=stale.count(), window_h=1, stale_days=STALE_TOKEN_DAYS,
+        stale_tokens=api_token_stale_count(now=now, days=STALE_TOKEN_DAYS), window_h=1,
+        stale_days=STALE_TOKEN_DAYS,
     )  # fmt: skip
 
 
