@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,6 +24,7 @@ from apps.clinical.serializers import (
     study_url,
 )
 from apps.core.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from apps.core.requests import Body
 
 
 class StudyPagination(PageNumberPagination):
@@ -30,7 +33,7 @@ class StudyPagination(PageNumberPagination):
     max_page_size = 200
 
 
-def _upload_bytes(request: Request) -> bytes:
+def _upload(request: Request) -> Body:
     if request.content_type and request.content_type.startswith("multipart/"):
         upload = request.data.get("file")
         if not isinstance(upload, UploadedFile):
@@ -40,11 +43,12 @@ def _upload_bytes(request: Request) -> bytes:
                 "payload_too_large",
                 f"The file is larger than {settings.DICOM_MAX_UPLOAD_BYTES} bytes.",
             )
-        return upload.read()
-    data = request.data
-    if not isinstance(data, bytes):
+        data = upload.read()
+        return Body(data=data, sha256=hashlib.sha256(data).hexdigest())
+    body = request.data
+    if not isinstance(body, Body) or not body.data:
         raise InvalidInput("empty_file", "The request body is empty.")
-    return data
+    return body
 
 
 class StudyListCreateApi(APIView):
@@ -66,7 +70,10 @@ class StudyListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         if not request.user.has_perm("accounts.submit_study"):
             raise Forbidden("permission_denied", "Only API clients may submit studies.")
-        study, created = services.study_receive(user=request.user, data=_upload_bytes(request))
+        body = _upload(request)
+        study, created = services.study_receive(
+            user=request.user, data=body.data, sha256=body.sha256
+        )
         body = {"id": study.public_id, "status": study.status, "url": study_url(study, request)}
         return Response(
             StudyCreateOutputSerializer(body).data,

@@ -6,28 +6,20 @@ from django.conf import settings
 from rest_framework.parsers import BaseParser
 
 from apps.core.errors import PayloadTooLarge
-
-READ_PIECE = 1024 * 1024
+from apps.core.requests import Body, BodyTooLarge, body_read
 
 
 class DicomParser(BaseParser):
-    """``Content-Type: application/dicom``: the body is one Part-10 instance (bytes)."""
+    """``Content-Type: application/dicom``: the body is one Part-10 instance, read whole
+    with its SHA-256 (``apps.core.requests.Body``)."""
 
     media_type = "application/dicom"
 
-    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+    def parse(self, stream, media_type=None, parser_context=None) -> Body:
         limit = settings.DICOM_MAX_UPLOAD_BYTES
-        if stream is None:  # empty body
-            return b""
-        # In pieces of 1 MiB joined once: asked for 7 MB in one read, the server's
-        # reader grows its own buffer to the whole body (copying it as it grows).
-        pieces, size = [], 0
-        while size <= limit:
-            piece = stream.read(min(READ_PIECE, limit + 1 - size))
-            if not piece:
-                break
-            pieces.append(piece)
-            size += len(piece)
-        if size > limit:
-            raise PayloadTooLarge("payload_too_large", f"The file is larger than {limit} bytes.")
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        try:
+            return body_read(stream=stream, limit=limit)
+        except BodyTooLarge:
+            raise PayloadTooLarge(
+                "payload_too_large", f"The file is larger than {limit} bytes."
+            ) from None

@@ -16,17 +16,21 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from apps.core.storage import StorageUnavailable
+
 RETRY_AFTER_S = 5
 
 _DEPENDENCIES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ((DatabaseOperationalError, InterfaceError), "database"),
     ((BrokerOperationalError,), "broker"),
     ((RedisConnectionError, RedisTimeoutError), "cache"),
+    ((StorageUnavailable,), "storage"),
 )
 
 
 def unavailable_dependency(exc: BaseException | None) -> str | None:
-    """ "database", "broker" or "cache" when ``exc`` says that dependency is down."""
+    """ "database", "broker", "cache" or "storage" when ``exc`` says that dependency is
+    down."""
     for types, name in _DEPENDENCIES:
         if isinstance(exc, types):
             return name

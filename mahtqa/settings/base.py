@@ -136,6 +136,10 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Received studies are on the device before the 202 (apps.core.storage.file_write):
+# data and directory entry synced; files of 1 MiB and more written with O_DIRECT.
+MAHTQA_STORAGE_SYNC = env.bool("MAHTQA_STORAGE_SYNC", default=True)
+MAHTQA_STORAGE_DIRECT_IO = env.bool("MAHTQA_STORAGE_DIRECT_IO", default=True)
 
 # Upload limits. DICOM files are the big ones; the clinical intake checks
 # DICOM_MAX_UPLOAD_BYTES itself and answers 413 "payload_too_large".

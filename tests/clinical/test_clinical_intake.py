@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from pydicom.uid import generate_uid
 
@@ -270,8 +272,28 @@ def test_the_body_is_read_whole_in_pieces_up_to_the_limit(settings, size):
 
     body = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
     settings.DICOM_MAX_UPLOAD_BYTES = size
-    assert DicomParser().parse(io.BytesIO(body)) == body  # exactly at the limit
+    parsed = DicomParser().parse(io.BytesIO(body))  # exactly at the limit
+    assert parsed.data == body
+    assert parsed.sha256 == hashlib.sha256(body).hexdigest()
     if size:
         settings.DICOM_MAX_UPLOAD_BYTES = size - 1
         with pytest.raises(PayloadTooLarge):
             DicomParser().parse(io.BytesIO(body))
+
+
+@pytest.mark.parametrize("broken", ["phi", "default"])
+def test_a_failed_file_write_stores_nothing_and_leaves_no_file(
+    api_client_a, settings, tmp_path, broken
+):
+    """Both files are written while the rows are inserted: either failing rolls the
+    rows back and removes the other file."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"")
+    storages = {k: dict(v) for k, v in settings.STORAGES.items()}
+    storages[broken] = {**storages[broken], "OPTIONS": {"location": str(blocker / "x")}}
+    settings.STORAGES = storages
+    resp = api_client_a.post_dicom(cr_bytes(rows=1100, cols=1000))  # over 1 MiB: direct I/O
+    assert resp.status_code == 503, resp.content[:300]
+    assert resp.json()["code"] == "service_unavailable"
+    assert Study.objects.count() == 0
+    assert stored_files(tmp_path) == []

@@ -84,3 +84,74 @@ def test_short_writes_are_continued(tmp_path, monkeypatch):
         os.close(fd)
     assert path.read_bytes() == b"abcdefghij"
     assert len(calls) == 4
+
+
+def _o_direct_works(folder) -> bool:
+    probe = os.path.join(folder, ".o_direct_probe")
+    import mmap
+
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        buf = mmap.mmap(-1, 4096)
+        os.write(fd, buf)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
+@pytest.mark.parametrize("tail", [0, 1, 4095, 4097])
+def test_a_large_file_goes_to_the_device_directly_byte_for_byte(tmp_path, settings, tail):
+    from apps.core.storage import DIRECT_MIN_BYTES, file_write
+
+    settings.MAHTQA_STORAGE_DIRECT_IO = True
+    data = os.urandom(DIRECT_MIN_BYTES + 3 * 4096 + tail)
+    view = memoryview(data)
+    parts = [view[:133], view[133 : 4096 + 7], view[4096 + 7 :]]
+    mode = file_write(path=str(tmp_path / "big.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                      views=parts)  # fmt: skip
+    assert mode == ("direct" if _o_direct_works(tmp_path) else "buffered")
+    assert (tmp_path / "big.dcm").read_bytes() == data  # padding cut back exactly
+    # the per-thread buffer is reused: a smaller file after a larger one is exact too
+    small = os.urandom(DIRECT_MIN_BYTES + 5)
+    file_write(path=str(tmp_path / "next.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+               views=[memoryview(small)])  # fmt: skip
+    assert (tmp_path / "next.dcm").read_bytes() == small
+
+
+@pytest.mark.parametrize(("direct_io", "sync"), [(False, True), (True, False), (False, False)])
+def test_buffered_and_unsynced_writes_are_exact_too(tmp_path, settings, direct_io, sync):
+    from apps.core.storage import DIRECT_MIN_BYTES, file_write
+
+    settings.MAHTQA_STORAGE_DIRECT_IO, settings.MAHTQA_STORAGE_SYNC = direct_io, sync
+    data = os.urandom(DIRECT_MIN_BYTES + 11)
+    mode = file_write(path=str(tmp_path / "f.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                      views=[memoryview(data)])  # fmt: skip
+    assert mode == ("direct" if direct_io and _o_direct_works(tmp_path) else "buffered")
+    assert (tmp_path / "f.dcm").read_bytes() == data
+
+
+def test_small_files_are_written_buffered(tmp_path, settings):
+    from apps.core.storage import file_write
+
+    settings.MAHTQA_STORAGE_DIRECT_IO = True
+    mode = file_write(path=str(tmp_path / "s.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                      views=[memoryview(b"header only")])  # fmt: skip
+    assert mode == "buffered"
+    assert (tmp_path / "s.dcm").read_bytes() == b"header only"
+
+
+def test_an_existing_file_is_never_overwritten_by_a_direct_write(tmp_path, settings):
+    from apps.core.storage import DIRECT_MIN_BYTES, file_write
+
+    settings.MAHTQA_STORAGE_DIRECT_IO = True
+    (tmp_path / "taken.dcm").write_bytes(b"first")
+    with pytest.raises(FileExistsError):
+        file_write(path=str(tmp_path / "taken.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                   views=[memoryview(os.urandom(DIRECT_MIN_BYTES))])  # fmt: skip
+    assert (tmp_path / "taken.dcm").read_bytes() == b"first"

@@ -6,10 +6,11 @@ import hashlib
 import logging
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage, storages
+from django.core.files.storage import Storage, default_storage, storages
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -48,14 +49,15 @@ def _pseudonym_key() -> bytes:
     return settings.PHI_PSEUDONYM_KEY.encode()
 
 
-def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
+def study_receive(*, user, data: bytes, sha256: str | None = None) -> tuple[Study, bool]:
     """Validate one Part-10 instance and queue it. Returns (study, created).
 
     The same SOP Instance UID from the same client returns the existing study.
     On any refusal nothing is stored. The door checks what the door must check
     (Part-10 structure, header, modality, size limits, a supported transfer syntax,
     de-identification); pixels are decoded once, in the worker, and an instance
-    that cannot be decoded ends ``failed`` with its imaging error code.
+    that cannot be decoded ends ``failed`` with its imaging error code. ``sha256``: the
+    digest of ``data`` when the caller took it while reading the body.
     """
     started = time.perf_counter()
     if len(data) > settings.DICOM_MAX_UPLOAD_BYTES:
@@ -79,14 +81,10 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
     else:  # the pixel data element is stored once, in the de-identified copy
         begin, end = deid.pixels
         original_parts, deid_parts = [raw[:begin], raw[end:]], [deid.header, raw[begin:end]]
-    original_name = storage_write_parts(storage=phi_storage, name=name, parts=original_parts)
-    try:
-        deid_name = storage_write_parts(
-            storage=default_storage, name=f"deid/{name}", parts=deid_parts
-        )
-    except BaseException:
-        phi_storage.delete(original_name)
-        raise
+    # Both files go to the device while the rows are inserted; the commit waits for them.
+    writes = _files_write(
+        (phi_storage, name, original_parts), (default_storage, f"deid/{name}", deid_parts)
+    )
     spacing = header.spacing_mm
     try:
         with transaction.atomic():
@@ -100,12 +98,12 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
                 patient_pseudonym=patient_pseudonym(
                     header.patient_id, header.study_instance_uid, key=key
                 ),
-                original_file=original_name,
-                deid_file=deid_name,
+                original_file=name,
+                deid_file=f"deid/{name}",
                 original_pixels_at=deid.pixels[0] if deid.pixels else None,
                 deid_pixels_at=len(deid.header) if deid.pixels else None,
                 pixels_length=deid.pixels[1] - deid.pixels[0] if deid.pixels else None,
-                file_sha256=hashlib.sha256(data).hexdigest(),
+                file_sha256=sha256 or hashlib.sha256(data).hexdigest(),
                 file_size=len(data),
                 modality=header.modality,
                 rows=header.rows,
@@ -119,29 +117,55 @@ def study_receive(*, user, data: bytes) -> tuple[Study, bool]:
             )
             phi_index_add(identity=identity)
             study_enqueue(study_id=study.pk, new=True)  # the row is new: no live message
+            original_name, deid_name = (w.result() for _, w in writes)  # failed: raises
+            if (original_name, deid_name) != (study.original_file, study.deid_file):
+                study.original_file, study.deid_file = original_name, deid_name  # renamed
+                study.save(update_fields=["original_file", "deid_file"])
     except IntegrityError:
         # Sent before (or twice at once): keep the first, drop our files. Not looked
         # up before the work: a repeat is rare, a look-up per study is not free.
-        phi_storage.delete(original_name)
-        default_storage.delete(deid_name)
+        _files_drop(writes)
         study = Study.objects.filter(
             submitted_by=user, sop_instance_uid=header.sop_instance_uid
         ).first()
         if study is None:  # another constraint: not a repeat
             raise
         return study, False
-    except Exception:
-        _discard_unless_committed(original_name=original_name, deid_name=deid_name)
+    except BaseException:
+        _discard_unless_committed(writes)
         raise
     logger.info("study %s received (%d bytes, %s)", study.public_id, len(data), header.modality)
     return study, True
 
 
-def _discard_unless_committed(*, original_name: str, deid_name: str) -> None:
+_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="intake-write")
+
+
+def _files_write(*files: tuple[Storage, str, list]) -> list[tuple[Storage, Future]]:
+    """Start writing each (storage, name, parts); each future gives the stored name."""
+    return [
+        (storage, _WRITER.submit(storage_write_parts, storage=storage, name=name, parts=parts))
+        for storage, name, parts in files
+    ]
+
+
+def _files_drop(writes: list[tuple[Storage, Future]]) -> None:
+    """Wait for the writes, then delete every file that was written (a failed write
+    left none)."""
+    for storage, write in writes:
+        if write.exception() is None:
+            storage.delete(write.result())
+
+
+def _discard_unless_committed(writes: list[tuple[Storage, Future]]) -> None:
     """After a failure around the commit (the database went away), delete the files
     only when no study refers to them. When that cannot be known (the database is
     still away) they are kept: a committed study never loses its files, and the
     orphan sweep removes files that no study refers to."""
+    if any(write.exception() is not None for _, write in writes):
+        _files_drop(writes)  # not committed: the commit waits for both writes
+        return
+    original_name = writes[0][1].result()
     try:
         connection.close()  # the failed connection; the check opens a new one
         committed = Study.objects.filter(original_file=original_name).exists()
@@ -149,8 +173,7 @@ def _discard_unless_committed(*, original_name: str, deid_name: str) -> None:
         logger.warning("intake: commit state unknown; files kept for the orphan sweep")
         return
     if not committed:
-        storages["phi"].delete(original_name)
-        default_storage.delete(deid_name)
+        _files_drop(writes)
 
 
 def storage_orphans_sweep(*, days: int = 2, older_than_s: int = 3600) -> int:
