@@ -21,7 +21,7 @@ import numpy as np
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.plausibility import PlausibilityConfig, check_plausibility
 from mahtqa.datasets.layouts import ImageRecord, Spacing
-from mahtqa.datasets.quality import image_quality, working_copy
+from mahtqa.datasets.quality import image_quality, scratch, working_copy
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error", "critical")
 DEFAULT_CONSISTENCY_MM = 2.0
@@ -110,7 +110,8 @@ def dhash(gray: np.ndarray) -> str:
         gray = cv2.resize(gray, (DHASH_SIDE + 1, DHASH_SIDE), interpolation=cv2.INTER_NEAREST)
         height, width = gray.shape[:2]
     ys, xs, areas = _dhash_grid(height, width)
-    corners = cv2.integral(gray)[ys][:, xs].astype(np.int64)
+    total = cv2.integral(gray, sum=scratch("integral", (height + 1, width + 1), np.int32))
+    corners = total[ys][:, xs].astype(np.int64)
     sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
     means = sums / areas
     bits = (means[:, 1:] > means[:, :-1]).ravel()

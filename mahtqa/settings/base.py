@@ -181,7 +181,7 @@ MAHTQA_DATASET_ZIP_MAX_UNCOMPRESSED = env.int(
 MAHTQA_RUN_DIAGNOSE_EVERY_S = env.int("MAHTQA_RUN_DIAGNOSE_EVERY_S", default=30)
 # Threads checking images within one step (decode and OpenCV release the GIL).
 MAHTQA_DATASET_WORKERS = env.int("MAHTQA_DATASET_WORKERS", default=1)
-MAHTQA_DATASET_CHUNK = env.int("MAHTQA_DATASET_CHUNK", default=200)  # images per validation step
+MAHTQA_DATASET_CHUNK = env.int("MAHTQA_DATASET_CHUNK", default=500)  # images per validation step
 # A running validation whose heartbeat is older than this is picked up again (beat).
 MAHTQA_DATASET_LEASE_S = env.int("MAHTQA_DATASET_LEASE_S", default=120)
 
