@@ -23,7 +23,7 @@ from apps.clinical.serializers import (
     study_payload,
     study_url,
 )
-from apps.core.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from apps.core.errors import Forbidden, InvalidInput, LengthRequired, NotFound, PayloadTooLarge
 from apps.core.requests import Body
 
 
@@ -45,6 +45,12 @@ def _upload(request: Request) -> Body:
             )
         data = upload.read()
         return Body(data=data, sha256=hashlib.sha256(data).hexdigest())
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        raise LengthRequired(
+            "length_required",
+            "Send the file with a Content-Length header: chunked transfer encoding is not "
+            "supported.",
+        )
     body = request.data
     if not isinstance(body, Body) or not body.data:
         raise InvalidInput("empty_file", "The request body is empty.")

@@ -51,5 +51,9 @@ class PayloadTooLarge(DomainError):
     """The upload or body is over a size limit."""
 
 
+class LengthRequired(DomainError):
+    """The body must come with its length (no chunked transfer encoding)."""
+
+
 class UnsupportedMediaType(DomainError):
     """The content is of a kind we do not accept (e.g. a DICOM transfer syntax)."""

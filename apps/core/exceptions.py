@@ -32,6 +32,7 @@ DOMAIN_STATUS: dict[type[errors.DomainError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.LengthRequired: 411,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
 }

@@ -30,6 +30,7 @@ STATUSES = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
+    (errors.LengthRequired, 411),
     (errors.UnsupportedMediaType, 415),
 ]
 KINDS = {cls.__name__: cls for cls, _ in STATUSES}
