@@ -15,17 +15,14 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage
 from django.core.files.utils import validate_file_name
 
+from apps.core.unavailable import StorageUnavailable
+
 logger = logging.getLogger(__name__)
 Part = bytes | bytearray | memoryview
 DIRECT_MIN_BYTES = 1024 * 1024  # below this a buffered write costs little
 DIRECT_MAX_BYTES = 256 * 1024 * 1024  # the per-thread buffer stays below this
 _ALIGN = 4096  # O_DIRECT: buffer, offset and length aligned to the logical block size
 _local = threading.local()
-
-
-class StorageUnavailable(OSError):
-    """A file could not be written (disk full, read-only, gone): a dependency that is
-    down, answered 503 like the database (``apps.core.unavailable``)."""
 
 
 class PhiStorage(FileSystemStorage):

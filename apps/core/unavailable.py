@@ -16,9 +16,13 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apps.core.storage import StorageUnavailable
-
 RETRY_AFTER_S = 5
+
+
+class StorageUnavailable(OSError):
+    """A file could not be written (disk full, read-only, gone): a dependency that is
+    down, answered 503 like the database (raised by ``apps.core.storage``)."""
+
 
 _DEPENDENCIES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ((DatabaseOperationalError, InterfaceError), "database"),
