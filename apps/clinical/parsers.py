@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.parsers import BaseParser
 
-from apps.core.errors import PayloadTooLarge
-from apps.core.requests import Body, BodyTooLarge, body_read
+from apps.core.errors import InvalidInput, PayloadTooLarge
+from apps.core.requests import Body, BodyIncomplete, BodyTooLarge, body_read
 
 
 class DicomParser(BaseParser):
@@ -22,4 +22,8 @@ class DicomParser(BaseParser):
         except BodyTooLarge:
             raise PayloadTooLarge(
                 "payload_too_large", f"The file is larger than {limit} bytes."
+            ) from None
+        except BodyIncomplete:
+            raise InvalidInput(
+                "incomplete_body", "The body ended before its Content-Length: send it again."
             ) from None

@@ -27,6 +27,10 @@ class BodyTooLarge(Exception):
     """The body is longer than the caller's limit (nothing more is read)."""
 
 
+class BodyIncomplete(Exception):
+    """The client sent less than its Content-Length and went away."""
+
+
 READ_PIECE = 1024 * 1024
 
 
@@ -76,6 +80,7 @@ def _gunicorn_body(stream: Any, limit: int) -> Body | None:
         and wsgi_input.buf.tell() == 0
         and hasattr(unreader, "take_buffered")
         and getattr(stream, "_read_started", False) is False
+        and str(reader.length) == str(meta.get("CONTENT_LENGTH"))  # nobody read from it
     ):
         return None
     length = reader.length
@@ -90,12 +95,17 @@ def _gunicorn_body(stream: Any, limit: int) -> Body | None:
     got = len(ahead[:length])
     view[:got] = ahead[:length]
     digest.update(view[:got])
-    while got < length:
-        n = sock.recv_into(view[got:], min(length - got, READ_PIECE))
-        if not n:
-            break  # the client went away: what came is all there is
-        digest.update(view[got : got + n])
-        got += n
-    reader.length = 0  # consumed: gunicorn has nothing left to drain
-    stream._read_started = True
-    return Body(data=bytes(view[:got]), sha256=digest.hexdigest())
+    try:
+        while got < length:
+            n = sock.recv_into(view[got:], min(length - got, READ_PIECE))
+            if not n:
+                raise BodyIncomplete(f"{got} of {length} bytes")
+            digest.update(view[got : got + n])
+            got += n
+    except BaseException:
+        wsgi_input.failed = True  # gunicorn: do not reuse this connection
+        raise
+    finally:
+        reader.length = 0  # consumed: gunicorn has nothing left to drain
+        stream._read_started = True
+    return Body(data=bytes(view), sha256=digest.hexdigest())

@@ -3,6 +3,7 @@ a file from parts without joining them first, on the device before it returns.""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import mmap
@@ -20,7 +21,8 @@ from apps.core.unavailable import StorageUnavailable
 logger = logging.getLogger(__name__)
 Part = bytes | bytearray | memoryview
 DIRECT_MIN_BYTES = 1024 * 1024  # below this a buffered write costs little
-DIRECT_MAX_BYTES = 256 * 1024 * 1024  # the per-thread buffer stays below this
+DIRECT_MAX_BYTES = 256 * 1024 * 1024  # larger files are written buffered
+KEEP_BUFFER_BYTES = 16 * 1024 * 1024  # a thread keeps its aligned buffer up to this size
 _ALIGN = 4096  # O_DIRECT: buffer, offset and length aligned to the logical block size
 _local = threading.local()
 
@@ -60,6 +62,7 @@ def _write_new(storage: FileSystemStorage, name: str, parts: Sequence[Part]) -> 
     name = storage.get_available_name(name)
     path = storage.path(name)
     directory = os.path.dirname(path)
+    new_dirs = _missing_directories(directory)
     if storage.directory_permissions_mode is not None:
         old_umask = os.umask(0o777 & ~storage.directory_permissions_mode)
         try:
@@ -71,9 +74,29 @@ def _write_new(storage: FileSystemStorage, name: str, parts: Sequence[Part]) -> 
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     views = [memoryview(p).cast("B") for p in parts if len(p)]
     file_write(path=path, flags=flags, views=views)
-    if storage.file_permissions_mode is not None:
-        os.chmod(path, storage.file_permissions_mode)
+    try:
+        if storage.file_permissions_mode is not None:
+            os.chmod(path, storage.file_permissions_mode)
+        if settings.MAHTQA_STORAGE_SYNC:
+            for made in new_dirs:  # a new date folder's own entry in its parent
+                _sync_directory(os.path.dirname(made))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
     return name.replace("\\", "/")
+
+
+def _missing_directories(directory: str) -> list[str]:
+    """The folders ``makedirs`` will create for ``directory``, deepest first."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return missing
 
 
 def _writev_all(fd: int, views: list[memoryview]) -> None:
@@ -92,37 +115,46 @@ def file_write(*, path: str, flags: int, views: list[memoryview]) -> str:
     was written, ``"direct"`` or ``"buffered"``. Nothing is left behind on failure."""
     total = sum(len(v) for v in views)
     sync = settings.MAHTQA_STORAGE_SYNC
-    direct = settings.MAHTQA_STORAGE_DIRECT_IO and (DIRECT_MIN_BYTES <= total <= DIRECT_MAX_BYTES)
-    fd = -1
+    o_direct = getattr(os, "O_DIRECT", 0)  # Linux and some BSDs; not macOS or Windows
+    direct = (
+        bool(o_direct)
+        and settings.MAHTQA_STORAGE_DIRECT_IO
+        and (DIRECT_MIN_BYTES <= total <= DIRECT_MAX_BYTES)
+    )
+    fd, created = -1, False
     try:
         if direct:
             try:
-                fd = os.open(path, flags | os.O_DIRECT, 0o666)
+                fd = os.open(path, flags | o_direct, 0o666)
+                created = True
             except OSError as exc:
                 if exc.errno != errno.EINVAL:  # EINVAL: the file system has no O_DIRECT
                     raise
                 direct = False
-                if os.path.exists(path):  # created before the refusal (O_EXCL: by us)
-                    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
-        if direct:
-            direct = _write_direct(fd, views, total)
-            if not direct:  # refused after all (alignment): write it the ordinary way
-                os.close(fd)
-                fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                created = os.path.exists(path)  # made before the refusal (O_EXCL: by us)
+        if direct and not _write_direct(fd, views, total):
+            direct = False  # the device refused the alignment: write it the ordinary way
+            os.close(fd)
+            fd = -1
         if fd < 0:
-            fd = os.open(path, flags, 0o666)
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC) if created else os.open(path, flags, 0o666)
+            created = True
         if not direct:
             _writev_all(fd, list(views))
         if sync:
-            os.fdatasync(fd)
+            getattr(os, "fdatasync", os.fsync)(fd)
+        os.close(fd)
+        fd = -1
+        if sync:
+            _sync_directory(os.path.dirname(path))
     except BaseException:
         if fd >= 0:
-            os.close(fd)
-            os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         raise
-    os.close(fd)
-    if sync:
-        _sync_directory(os.path.dirname(path))
     return "direct" if direct else "buffered"
 
 
@@ -157,6 +189,9 @@ def _write_direct(fd: int, views: list[memoryview], total: int) -> bool:
         return False
     finally:
         out.release()
+        if len(buffer) > KEEP_BUFFER_BYTES:  # a rare large file: do not keep its buffer
+            buffer.close()
+            _local.buffer = None
     os.ftruncate(fd, total)
     return True
 
@@ -167,7 +202,8 @@ def _aligned_buffer(size: int) -> mmap.mmap:
     if buffer is None or len(buffer) < size:
         if buffer is not None:
             buffer.close()
-        buffer = mmap.mmap(-1, -(-size // (1 << 20)) * (1 << 20))
+        # Private: a forked child must never write into its parent's pages.
+        buffer = mmap.mmap(-1, -(-size // (1 << 20)) * (1 << 20), flags=mmap.MAP_PRIVATE)
         _local.buffer = buffer
     return buffer
 

@@ -155,3 +155,23 @@ def test_an_existing_file_is_never_overwritten_by_a_direct_write(tmp_path, setti
         file_write(path=str(tmp_path / "taken.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                    views=[memoryview(os.urandom(DIRECT_MIN_BYTES))])  # fmt: skip
     assert (tmp_path / "taken.dcm").read_bytes() == b"first"
+
+
+def test_a_file_over_the_kept_buffer_size_is_exact_and_its_buffer_dropped(tmp_path, settings):
+    from apps.core import storage as module
+
+    settings.MAHTQA_STORAGE_DIRECT_IO = True
+    big = os.urandom(module.KEEP_BUFFER_BYTES + 4096 + 3)
+    module.file_write(path=str(tmp_path / "big.dcm"), flags=os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                      views=[memoryview(big)])  # fmt: skip
+    assert (tmp_path / "big.dcm").read_bytes() == big
+    if _o_direct_works(tmp_path):
+        assert getattr(module._local, "buffer", None) is None  # not kept for the next file
+
+
+def test_new_date_folders_are_created_and_the_file_is_exact(tmp_path, settings):
+    settings.MAHTQA_STORAGE_SYNC = True
+    storage = FileSystemStorage(location=tmp_path)
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    name = storage_write_parts(storage=storage, name="2026/12/03/x.dcm", parts=[data])
+    assert (tmp_path / name).read_bytes() == data

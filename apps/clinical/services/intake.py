@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -138,13 +139,23 @@ def study_receive(*, user, data: bytes, sha256: str | None = None) -> tuple[Stud
     return study, True
 
 
-_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="intake-write")
+_WRITERS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _writer() -> ThreadPoolExecutor:
+    """This process's two file writers (a pool inherited through a fork has no threads
+    and would never run a write)."""
+    pid = os.getpid()
+    pool = _WRITERS.get(pid)
+    if pool is None:
+        pool = _WRITERS[pid] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="intake-write")
+    return pool
 
 
 def _files_write(*files: tuple[Storage, str, list]) -> list[tuple[Storage, Future]]:
     """Start writing each (storage, name, parts); each future gives the stored name."""
     return [
-        (storage, _WRITER.submit(storage_write_parts, storage=storage, name=name, parts=parts))
+        (storage, _writer().submit(storage_write_parts, storage=storage, name=name, parts=parts))
         for storage, name, parts in files
     ]
 
@@ -154,7 +165,10 @@ def _files_drop(writes: list[tuple[Storage, Future]]) -> None:
     left none)."""
     for storage, write in writes:
         if write.exception() is None:
-            storage.delete(write.result())
+            try:
+                storage.delete(write.result())
+            except OSError as exc:  # the original error matters more; the sweep retries
+                logger.warning("intake: could not delete a stored file (%s)", exc.strerror)
 
 
 def _discard_unless_committed(writes: list[tuple[Storage, Future]]) -> None:

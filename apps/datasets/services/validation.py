@@ -8,6 +8,7 @@ left, the dataset-wide phase writes the summary and the run is done."""
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -115,15 +116,17 @@ def _check_all(
         return list(_pool(workers).map(one, images))  # OpenCV and hashlib release the GIL
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     """One pool per worker count for the process's life: its threads keep their scratch
-    buffers (``mahtqa.datasets.quality.scratch``) from step to step."""
-    pool = _POOLS.get(workers)
+    buffers (``mahtqa.datasets.quality.scratch``) from step to step. Keyed by process
+    too: a pool inherited through a fork has no threads."""
+    key = (os.getpid(), workers)
+    pool = _POOLS.get(key)
     if pool is None:
-        pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="dataset-check")
+        pool = _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix="dataset-check")
     return pool
 
 
