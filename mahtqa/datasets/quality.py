@@ -45,7 +45,6 @@ QUALITY_CODES: dict[str, str] = {
 SEVERITY_WEIGHTS: dict[str, float] = {"error": 5.0, "warning": 2.5, "info": 0.0}
 WORK_SIZE = 400  # longest side of the working copy every metric is computed on
 
-_SECOND = np.array([1, -2, 1], np.float32)  # Immerkaer's mask is its outer product
 # Burned-in text, in working pixels (ISBI "SN030581" is 47x10 there).
 _TEXT_MIN_HEIGHT, _TEXT_MAX_HEIGHT = 4, 30
 _HAT_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))  # wider than a stroke
@@ -141,7 +140,9 @@ def _percentile(cdf: np.ndarray, q: float) -> int:
 
 def _robust_noise(work: np.ndarray, buffer: np.ndarray) -> float:
     """Median-based Immerkaer noise sigma: robust to edges, in grey levels."""
-    second = cv2.sepFilter2D(work, cv2.CV_16S, _SECOND, _SECOND, dst=buffer)
+    # Sobel's 3x3 second derivative in x and y is Immerkaer's mask ([1, -2, 1] outer
+    # itself), the same integers as sepFilter2D with it, at a third of the time.
+    second = cv2.Sobel(work, cv2.CV_16S, 2, 2, ksize=3, dst=buffer)
     response = cv2.convertScaleAbs(second, dst=scratch("response", work.shape, np.uint8))
     hist = cv2.calcHist([response], [0], None, [256], [0, 256]).ravel()
     cdf = np.cumsum(hist)
