@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import shutil
 
 import pytest
 
@@ -17,25 +16,19 @@ from apps.clinical.models import Study
 from apps.clinical.selectors import study_original_bytes
 from apps.core.storage import DIRECT_MIN_BYTES
 from tests.clinical.conftest import cr_bytes
-from tests.support.redis_server import RedisServer
 from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture
-def web():
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    redis = RedisServer()
-    redis.start()
-    live = Stack(redis=redis)
+def web(private_redis):
+    live = Stack(redis=private_redis)
     try:
         live.start_web()
         yield live
     finally:
         live.stop()
-        redis.kill()
 
 
 def test_a_large_study_through_gunicorn_is_stored_byte_for_byte(web):
