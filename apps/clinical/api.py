@@ -76,9 +76,9 @@ class StudyListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         if not request.user.has_perm("accounts.submit_study"):
             raise Forbidden("permission_denied", "Only API clients may submit studies.")
-        body = _upload(request)
+        upload = _upload(request)
         study, created = services.study_receive(
-            user=request.user, data=body.data, sha256=body.sha256
+            user=request.user, data=upload.data, sha256=upload.sha256
         )
         body = {"id": study.public_id, "status": study.status, "url": study_url(study, request)}
         return Response(

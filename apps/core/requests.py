@@ -91,10 +91,11 @@ def _gunicorn_body(stream: Any, limit: int) -> Body | None:
     digest = hashlib.sha256()
     ahead = unreader.take_buffered()  # what came in with the headers
     if len(ahead) > length:
-        unreader.unread(ahead[length:])
-    got = len(ahead[:length])
-    view[:got] = ahead[:length]
-    digest.update(view[:got])
+        unreader.unread(ahead[length:])  # the next request's: gunicorn keeps it
+        ahead = ahead[:length]
+    got = len(ahead)
+    view[:got] = ahead
+    digest.update(ahead)
     try:
         while got < length:
             n = sock.recv_into(view[got:], min(length - got, READ_PIECE))

@@ -51,8 +51,6 @@ def storage_write_parts(*, storage: Storage, name: str, parts: Sequence[Part]) -
     validate_file_name(name, allow_relative_path=True)
     try:
         return _write_new(storage, name, parts)
-    except StorageUnavailable:
-        raise
     except OSError as exc:
         logger.error("storage write failed: %s (%s)", type(exc).__name__, exc.strerror)
         raise StorageUnavailable(exc.errno, exc.strerror) from exc

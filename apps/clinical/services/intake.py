@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,6 +20,7 @@ from apps.clinical.services.phi_index import phi_index_add
 from apps.clinical.services.policy import routing_policy_modalities
 from apps.clinical.services.sites import site_for
 from apps.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from apps.core.pools import process_pool
 from apps.core.storage import storage_write_parts
 from apps.outbox.services import outbox_enqueue
 from mahtqa.imaging.deid import deidentify_parts, patient_pseudonym, pseudonymize_uid
@@ -139,23 +139,12 @@ def study_receive(*, user, data: bytes, sha256: str | None = None) -> tuple[Stud
     return study, True
 
 
-_WRITERS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _writer() -> ThreadPoolExecutor:
-    """This process's two file writers (a pool inherited through a fork has no threads
-    and would never run a write)."""
-    pid = os.getpid()
-    pool = _WRITERS.get(pid)
-    if pool is None:
-        pool = _WRITERS[pid] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="intake-write")
-    return pool
-
-
 def _files_write(*files: tuple[Storage, str, list]) -> list[tuple[Storage, Future]]:
-    """Start writing each (storage, name, parts); each future gives the stored name."""
+    """Start writing each (storage, name, parts) on this process's two file writers;
+    each future gives the stored name."""
+    _writer = process_pool(name="intake-write", workers=2)
     return [
-        (storage, _writer().submit(storage_write_parts, storage=storage, name=name, parts=parts))
+        (storage, _writer.submit(storage_write_parts, storage=storage, name=name, parts=parts))
         for storage, name, parts in files
     ]
 

@@ -8,8 +8,6 @@ left, the dataset-wide phase writes the summary and the run is done."""
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from django.utils import timezone
 
 from apps.core.bulk import rows_insert
 from apps.core.errors import InvalidInput
+from apps.core.pools import process_pool
 from apps.datasets.choices import ACTIVE_RUN_STATUSES, RunStatus
 from apps.datasets.models import DatasetImage, DatasetVersion, Finding, ImageCheck, ValidationRun
 from apps.outbox.services import outbox_enqueue
@@ -113,21 +112,10 @@ def _check_all(
     with checks.opencv_single_threaded():
         if workers == 1 or len(images) < 2:
             return [one(i) for i in images]
-        return list(_pool(workers).map(one, images))  # OpenCV and hashlib release the GIL
-
-
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """One pool per worker count for the process's life: its threads keep their scratch
-    buffers (``mahtqa.datasets.quality.scratch``) from step to step. Keyed by process
-    too: a pool inherited through a fork has no threads."""
-    key = (os.getpid(), workers)
-    pool = _POOLS.get(key)
-    if pool is None:
-        pool = _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix="dataset-check")
-    return pool
+        # One pool per process: its threads keep their scratch buffers between steps
+        # (mahtqa.datasets.quality.scratch). OpenCV and hashlib release the GIL.
+        pool = process_pool(name="dataset-check", workers=workers)
+        return list(pool.map(one, images))
 
 
 _CHECK_FIELDS = ("run_id", "image_id", "readable", "sha256", "width", "height",
