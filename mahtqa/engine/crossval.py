@@ -39,6 +39,17 @@ log = logging.getLogger("mahtqa.engine.crossval")
 FOLD_SEED = 2015
 HAMEDAN_SPACING_MM = (0.136, 0.136)  # an estimate (its README); evaluated in mm at it
 SIGNALS = (*FEATURES, "shape_residual_mm", "pair_z")
+# ``--tta views``: three shifts instead of five, and two rotated, scaled fine crops per
+# landmark (inside the v2 fine augmentation: +-10 deg, 0.8-1.2), about the same number
+# of fine crops as the five shifts; their spread is the eighth signal. Declared before
+# any out-of-fold result was looked at (not tuned on the cases it is scored on).
+TTA_PLANS: dict[str, dict] = {
+    "shifts": {},
+    "views": {
+        "shifts": [[0, 0], [-5, -5], [5, 5]],
+        "views": [{"rotate_deg": 8.0, "scale": 1.1}, {"rotate_deg": -8.0, "scale": 0.9}],
+    },
+}
 
 
 def make_folds(case_ids: list[str], k: int, *, seed: int = FOLD_SEED) -> list[list[str]]:
@@ -99,7 +110,7 @@ def train_folds(args, folds: list[list[str]]) -> None:
             print(f"{time.strftime('%H:%M:%S')} finished {done}", flush=True)
 
 
-def load_fold(out: Path, arch: str) -> LandmarkPredictor:
+def load_fold(out: Path, arch: str, tta: str = "shifts") -> LandmarkPredictor:
     from mahtqa.engine.train import FINE_CROP
 
     nets = []
@@ -108,7 +119,8 @@ def load_fold(out: Path, arch: str) -> LandmarkPredictor:
         net = build_model(blob["config"])
         net.load_state_dict(blob["state"])
         nets.append(net)
-    return LandmarkPredictor(coarse=nets[0], fine=nets[1], manifest={"fine_crop": FINE_CROP})
+    manifest = {"fine_crop": FINE_CROP, "tta": TTA_PLANS[tta]}
+    return LandmarkPredictor(coarse=nets[0], fine=nets[1], manifest=manifest)
 
 
 def predict_cases(predictor, cases, *, spacing, shape: ShapeModel, pairs: PairStats) -> list:
@@ -118,7 +130,10 @@ def predict_cases(predictor, cases, *, spacing, shape: ShapeModel, pairs: PairSt
         a = predictor.analyse_batch([read_gray(case.image_path)])[0]
         pred = a.frame.to_original(a.canonical_points)
         canon_mm = points_to_mm(a.canonical_points, ISBI_SPACING_MM)  # the training geometry
-        signals = case_signals(a.features, a.canonical_points, shape.mean_shape, pairs)
+        signals = case_signals(
+            a.features, a.canonical_points, shape.mean_shape, pairs,
+            view_spread_mm=a.view_spread_mm,
+        )  # fmt: skip
         records.append({
             "case_id": case.case_id,
             "points": pred.round(3).tolist(),
@@ -136,7 +151,8 @@ def fold_models(args, folds):
         split = json.loads((out / "split.json").read_text())
         train_cases = load_isbi_cases(args.data, split["train"])
         shapes = np.stack([points_to_mm(c.mean, ISBI_SPACING_MM) for c in train_cases])
-        yield f, load_fold(out, args.arch), ShapeModel.fit(shapes), PairStats.fit(shapes), split
+        predictor = load_fold(out, args.arch, args.tta)
+        yield f, predictor, ShapeModel.fit(shapes), PairStats.fit(shapes), split
 
 
 def report(records: list[dict]) -> dict:
@@ -178,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="for the prediction step")
     parser.add_argument("--hamedan", type=Path, default=None)
     parser.add_argument("--max-cases", type=int, default=None, help="smoke runs only")
+    parser.add_argument("--tta", choices=sorted(TTA_PLANS), default="shifts")
+    parser.add_argument("--oof-name", default="oof.json", help="the predictions file in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     folds = make_folds(available_case_ids(args.data)[: args.max_cases], args.folds)
@@ -196,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fold {f}: {len(cases)} held-out cases predicted", flush=True)
     result = {
         "folds": folds,
-        "signals": list(SIGNALS),
+        "signals": list(SIGNALS) + (["view_spread_mm"] if TTA_PLANS[args.tta] else []),
+        "tta": TTA_PLANS[args.tta],
         "recipe": {"size": args.size, "recipe": args.recipe, "arch": args.arch,
                    "fine_loss": args.fine_loss,
                    "steps": {"coarse": args.coarse_steps, "fine": args.fine_steps}},
@@ -209,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
             "per_fold_model": {f: report(rs) for f, rs in hamedan.items()},
             "cases": {f: rs for f, rs in hamedan.items()},
         }
-    (args.out / "oof.json").write_text(json.dumps(result))
+    (args.out / args.oof_name).write_text(json.dumps(result))
     print(json.dumps({k: v for k, v in result.items() if k not in ("cases", "folds")} | {
         "hamedan_zero_shot": {f: r for f, r in result.get("hamedan_zero_shot", {})
                               .get("per_fold_model", {}).items()}}, indent=1))  # fmt: skip

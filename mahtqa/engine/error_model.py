@@ -21,21 +21,22 @@ from mahtqa.cephalometry.landmarks import N_LANDMARKS
 TOLERANCES_MM = (2.0, 4.0)
 N_SIGNALS = 7
 # signal order (crossval.SIGNALS): coarse_fine_mm, tta_spread_mm, fine_peak, coarse_peak,
-# fine_spread_mm, shape_residual_mm, pair_z
-_LOG = (0, 1, 4, 5, 6)
-_CLIP = (2, 3)
+# fine_spread_mm, shape_residual_mm, pair_z, and an eighth, view_spread_mm, for an engine
+# with test-time views (inference.LandmarkPredictor.views)
+_CLIP = (2, 3)  # the peaks; every other signal is a distance or a z-score: log1p
 
 
 def design(signals: np.ndarray, landmark: np.ndarray) -> np.ndarray:
-    """(n, 7) raw signals + landmark ids -> (n, 7 + 7) design matrix."""
+    """(n, s) raw signals (s = 7, or 8 with the views' spread) + landmark ids ->
+    (n, s + 7) design matrix."""
     f = np.asarray(signals, dtype=np.float64)
-    if f.ndim != 2 or f.shape[1] != N_SIGNALS:
-        raise ValueError(f"expected (n, {N_SIGNALS}) signals, got {f.shape}")
+    if f.ndim != 2 or f.shape[1] not in (N_SIGNALS, N_SIGNALS + 1):
+        raise ValueError(
+            f"expected (n, {N_SIGNALS}) or (n, {N_SIGNALS + 1}) signals, got {f.shape}"
+        )
     cols = np.empty_like(f)
-    for i in _LOG:
-        cols[:, i] = np.log1p(np.clip(f[:, i], 0, None))
-    for i in _CLIP:
-        cols[:, i] = np.clip(f[:, i], 0, 2)
+    for i in range(f.shape[1]):
+        cols[:, i] = np.clip(f[:, i], 0, 2) if i in _CLIP else np.log1p(np.clip(f[:, i], 0, None))
     onehot = np.eye(N_LANDMARKS)[np.asarray(landmark, dtype=int)]
     return np.column_stack([cols, onehot])
 
@@ -43,7 +44,8 @@ def design(signals: np.ndarray, landmark: np.ndarray) -> np.ndarray:
 def _fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
     w = np.zeros(x.shape[1])
     penalty = ridge * np.eye(x.shape[1])
-    penalty[N_SIGNALS:, N_SIGNALS:] *= 0.1  # intercepts: lightly penalised
+    n = x.shape[1] - N_LANDMARKS
+    penalty[n:, n:] *= 0.1  # intercepts: lightly penalised
     for _ in range(60):
         p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
         grad = x.T @ (p - y) + penalty @ w
@@ -57,19 +59,20 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 
 @dataclass
 class ErrorModel:
-    mean: np.ndarray  # (7,) of the continuous design columns
+    mean: np.ndarray  # (7,) or (8,): of the continuous design columns
     std: np.ndarray
-    weights: dict[float, np.ndarray]  # tolerance mm -> (14,) weights
+    weights: dict[float, np.ndarray]  # tolerance mm -> (14,) or (15,) weights
     ridge: float = 1.0
 
     @classmethod
     def fit(cls, signals: np.ndarray, landmark: np.ndarray, errors_mm: np.ndarray,
             *, ridge: float = 1.0) -> ErrorModel:  # fmt: skip
         x = design(signals, landmark)
-        mean = x[:, :N_SIGNALS].mean(axis=0)
-        std = x[:, :N_SIGNALS].std(axis=0) + 1e-6
+        n = x.shape[1] - N_LANDMARKS
+        mean = x[:, :n].mean(axis=0)
+        std = x[:, :n].std(axis=0) + 1e-6
         z = x.copy()
-        z[:, :N_SIGNALS] = (x[:, :N_SIGNALS] - mean) / std
+        z[:, :n] = (x[:, :n] - mean) / std
         e = np.asarray(errors_mm, dtype=float)
         weights = {t: _fit_logistic(z, (e > t).astype(float), ridge) for t in TOLERANCES_MM}
         return cls(mean, std, weights, ridge)
@@ -78,7 +81,10 @@ class ErrorModel:
         self, signals: np.ndarray, landmark: np.ndarray, tolerance: float
     ) -> np.ndarray:
         x = design(signals, landmark)
-        x[:, :N_SIGNALS] = (x[:, :N_SIGNALS] - self.mean) / self.std
+        if x.shape[1] - N_LANDMARKS != len(self.mean):
+            raise ValueError(f"this error model takes {len(self.mean)} signals per landmark")
+        n = len(self.mean)
+        x[:, :n] = (x[:, :n] - self.mean) / self.std
         return 1 / (1 + np.exp(-np.clip(x @ self.weights[tolerance], -30, 30)))
 
     def probabilities(self, signals_7x7: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

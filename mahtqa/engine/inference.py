@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -28,6 +29,10 @@ from mahtqa.engine.types import EnginePrediction, LandmarkResult
 
 CANON_MM = 0.3  # canonical pixels are about 0.3 mm on the training radiographs
 TTA_SHIFTS = np.array([(0, 0), (-5, -5), (5, -5), (-5, 5), (5, 5)], dtype=np.float64)
+# A manifest's "tta" may name its own shifts and views: each view is a fine crop around
+# the final point, rotated and scaled (inside the fine stage's training augmentation),
+# whose answer is mapped back; their spread is the ``view_spread_mm`` signal. Without
+# "tta" the engine is what it always was: the five shifts, no views.
 FORMAT_VERSION = 1
 FINE_CHUNK = 12
 
@@ -47,6 +52,7 @@ class Analysis:
     embedding: np.ndarray
     statistics: dict
     timings_ms: dict
+    view_spread_mm: np.ndarray | None = None  # (7,) when the manifest asks for views
 
 
 class LandmarkPredictor:
@@ -56,6 +62,9 @@ class LandmarkPredictor:
         self.fine = fine.to(self.device).eval()
         self.manifest = manifest
         self.fine_crop = int(manifest.get("fine_crop", 72))
+        tta = manifest.get("tta") or {}
+        self.shifts = np.asarray(tta.get("shifts", TTA_SHIFTS), dtype=np.float64).reshape(-1, 2)
+        self.views = [(float(v["rotate_deg"]), float(v["scale"])) for v in tta.get("views", [])]
         calib = manifest.get("confidence")
         self.confidence_model = ConfidenceModel.from_dict(calib) if calib else None
         ood = manifest.get("ood_reference")
@@ -143,12 +152,15 @@ class LandmarkPredictor:
         cpts, cpeak = decode(as_heatmap(heat.float(), self.coarse.config), radius=2)
         coarse_pts = cpts.cpu().numpy().astype(np.float64) / COARSE_SCALE
         t2 = time.perf_counter()
-        pass1, _, _ = self._fine([c for c, _ in prepared], coarse_pts, TTA_SHIFTS[:1])
-        final, fpeak, fspread = self._fine([c for c, _ in prepared], pass1[:, 0], TTA_SHIFTS)
+        canonicals = [c for c, _ in prepared]
+        pass1, _, _ = self._fine(canonicals, coarse_pts, self.shifts[:1])
+        final, fpeak, fspread = self._fine(canonicals, pass1[:, 0], self.shifts)
+        points = final.mean(axis=1)  # (B, 7, 2)
+        views = self._fine_views(canonicals, points) if self.views else None
         t3 = time.perf_counter()
         out = []
         for i, (canonical, frame) in enumerate(prepared):
-            point = final[i].mean(axis=0)
+            point = points[i]
             dev = np.linalg.norm(final[i] - point[None], axis=2)  # (S, 7)
             features = np.column_stack(
                 [
@@ -168,6 +180,7 @@ class LandmarkPredictor:
                     embedding=emb[i].float().cpu().numpy().astype(np.float64),
                     statistics=image_statistics(canonical, frame),
                     timings_ms={},
+                    view_spread_mm=None if views is None else _rms(views[i], point) * CANON_MM,
                 )
             )
         t4 = time.perf_counter()
@@ -191,7 +204,44 @@ class LandmarkPredictor:
                     patch, off = crop_at(canonical, centers[b, k] + s, size)
                     patches.append(patch)
                     offsets.append(off)
-        x = torch.from_numpy(np.stack(patches))[:, None].to(self.device)
+        pts, peak, spr = self._run_fine(patches)
+        shape = (len(canonicals), len(shifts), N_LANDMARKS)
+        pts = pts + np.stack(offsets)
+        return pts.reshape(*shape, 2), peak.reshape(shape), spr.reshape(shape)[:, 0]
+
+    def _fine_views(self, canonicals: list[np.ndarray], centers: np.ndarray) -> np.ndarray:
+        """(B, V, 7, 2): the fine stage's answer on a rotated, scaled crop around each of
+        ``centers`` (B, 7, 2) per view, mapped back to canonical coordinates."""
+        size, half = self.fine_crop, self.fine_crop / 2
+        patches, maps = [], []
+        for b, canonical in enumerate(canonicals):
+            for angle, scale in self.views:
+                rad = np.deg2rad(angle)
+                m = scale * np.array([[np.cos(rad), -np.sin(rad)], [np.sin(rad), np.cos(rad)]])
+                for k in range(N_LANDMARKS):
+                    c = centers[b, k]
+                    # patch pixel u (index) samples canonical index m @ (u + 0.5 - half) + c - 0.5
+                    inverse = np.column_stack([m, c + m @ np.full(2, 0.5 - half) - 0.5])
+                    patches.append(
+                        cv2.warpAffine(
+                            canonical,
+                            inverse,
+                            (size, size),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=0.0,
+                        )  # fmt: skip
+                    )
+                    maps.append((c, m))
+        pts, _, _ = self._run_fine(patches)
+        back = np.stack([c + m @ (p - half) for p, (c, m) in zip(pts, maps, strict=True)])
+        return back.reshape(len(canonicals), len(self.views), N_LANDMARKS, 2)
+
+    def _run_fine(self, patches: list[np.ndarray]):
+        """Points (patch coords), peaks and spreads of each crop's own landmark; the crops
+        come in groups of seven, landmark k at position k."""
+        x = torch.from_numpy(np.stack(patches).astype(np.float32, copy=False))[:, None]
+        x = x.to(self.device)
         # Chunks of a dozen crops run about twice as fast on CPU as one large batch
         # (cache-sized activations); eval-mode results do not depend on the chunking.
         heat = torch.cat(
@@ -200,16 +250,14 @@ class LandmarkPredictor:
                 for i in range(0, len(x), FINE_CHUNK)
             ]
         )
-        k_idx = torch.arange(N_LANDMARKS).repeat(len(canonicals) * len(shifts))
+        k_idx = torch.arange(N_LANDMARKS).repeat(len(patches) // N_LANDMARKS)
         own = heat[torch.arange(len(patches)), k_idx][:, None]  # each crop's own landmark
         pts, peak = decode(own, radius=3)
         spr = spread(own, pts, radius=6)
-        shape = (len(canonicals), len(shifts), N_LANDMARKS)
-        pts = pts[:, 0].cpu().numpy().astype(np.float64) + np.stack(offsets)
         return (
-            pts.reshape(*shape, 2),
-            peak[:, 0].cpu().numpy().reshape(shape),
-            spr[:, 0].cpu().numpy().reshape(shape)[:, 0],
+            pts[:, 0].cpu().numpy().astype(np.float64),
+            peak[:, 0].cpu().numpy(),
+            spr[:, 0].cpu().numpy(),
         )
 
     def shape_distance(self, canonical_points: np.ndarray) -> float | None:
@@ -269,7 +317,7 @@ class LandmarkPredictor:
 
         signals = case_signals(
             analysis.features, analysis.canonical_points, self.shape_model.mean_shape,
-            self.pair_stats,
+            self.pair_stats, view_spread_mm=analysis.view_spread_mm,
         )  # fmt: skip
         p2, p4 = self.error_model.probabilities(signals)
         details = {
@@ -278,6 +326,8 @@ class LandmarkPredictor:
             "shape_residual_mm": [round(float(v), 2) for v in signals[:, 5]],
             "pair_z": [round(float(v), 2) for v in signals[:, 6]],
         }
+        if analysis.view_spread_mm is not None:
+            details["view_spread_mm"] = [round(float(v), 2) for v in signals[:, 7]]
         return float(1 - np.prod(1 - p4)), details
 
     def predict_batch(
@@ -297,3 +347,8 @@ class LandmarkPredictor:
         self, image: np.ndarray, *, spacing_mm: tuple[float, float] | None = None
     ) -> EnginePrediction:
         return self.predict_batch([image], spacing_mm=[spacing_mm])[0]
+
+
+def _rms(views: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(7,) root-mean-square distance of the views' answers (V, 7, 2) from ``point``."""
+    return np.sqrt((np.linalg.norm(views - point[None], axis=2) ** 2).mean(axis=0))

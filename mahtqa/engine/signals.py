@@ -72,13 +72,22 @@ class PairStats:
 
 
 def case_signals(
-    features: np.ndarray, canonical_points: np.ndarray, mean_shape: np.ndarray, pairs: PairStats
+    features: np.ndarray,
+    canonical_points: np.ndarray,
+    mean_shape: np.ndarray,
+    pairs: PairStats,
+    *,
+    view_spread_mm: np.ndarray | None = None,
 ) -> np.ndarray:
     """(7, 7): the engine's per-landmark features, then the shape residual (mm) and the
     worst pairwise z, from the landmarks in the canonical frame (the training geometry,
-    ``CANON_MM`` per pixel). crossval and the engine both call this: one definition."""
+    ``CANON_MM`` per pixel); (7, 8) with the test-time views' spread (mm) last, for an
+    engine whose manifest asks for views. crossval and the engine both call this."""
     mm = points_to_mm(canonical_points, ISBI_SPACING_MM)
-    return np.column_stack([features, landmark_residuals(mm, mean_shape), pairs.pair_z(mm)])
+    cols = [features, landmark_residuals(mm, mean_shape), pairs.pair_z(mm)]
+    if view_spread_mm is not None:
+        cols.append(np.asarray(view_spread_mm, dtype=float))
+    return np.column_stack(cols)
 
 
 def _pairs(shapes: np.ndarray) -> np.ndarray:
