@@ -41,8 +41,10 @@ HAMEDAN_SPACING_MM = (0.136, 0.136)  # an estimate (its README); evaluated in mm
 SIGNALS = (*FEATURES, "shape_residual_mm", "pair_z")
 # ``--tta views``: three shifts instead of five, and two rotated, scaled fine crops per
 # landmark (inside the v2 fine augmentation: +-10 deg, 0.8-1.2), about the same number
-# of fine crops as the five shifts; their spread is the eighth signal. Declared before
-# any out-of-fold result was looked at (not tuned on the cases it is scored on).
+# of fine crops as the five shifts; their spread is the eighth signal, the centre crop's
+# heat beyond 1.8 mm the ninth. Declared before any out-of-fold result was looked at
+# (not tuned on the cases it is scored on).
+VIEW_SIGNALS = ["view_spread_mm", "far_mass"]
 TTA_PLANS: dict[str, dict] = {
     "shifts": {},
     "views": {
@@ -132,7 +134,7 @@ def predict_cases(predictor, cases, *, spacing, shape: ShapeModel, pairs: PairSt
         canon_mm = points_to_mm(a.canonical_points, ISBI_SPACING_MM)  # the training geometry
         signals = case_signals(
             a.features, a.canonical_points, shape.mean_shape, pairs,
-            view_spread_mm=a.view_spread_mm,
+            view_spread_mm=a.view_spread_mm, far_mass=a.far_mass,
         )  # fmt: skip
         records.append({
             "case_id": case.case_id,
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fold {f}: {len(cases)} held-out cases predicted", flush=True)
     result = {
         "folds": folds,
-        "signals": list(SIGNALS) + (["view_spread_mm"] if TTA_PLANS[args.tta] else []),
+        "signals": list(SIGNALS) + (VIEW_SIGNALS if TTA_PLANS[args.tta] else []),
         "tta": TTA_PLANS[args.tta],
         "recipe": {"size": args.size, "recipe": args.recipe, "arch": args.arch,
                    "fine_loss": args.fine_loss,

@@ -21,18 +21,19 @@ from mahtqa.cephalometry.landmarks import N_LANDMARKS
 TOLERANCES_MM = (2.0, 4.0)
 N_SIGNALS = 7
 # signal order (crossval.SIGNALS): coarse_fine_mm, tta_spread_mm, fine_peak, coarse_peak,
-# fine_spread_mm, shape_residual_mm, pair_z, and an eighth, view_spread_mm, for an engine
-# with test-time views (inference.LandmarkPredictor.views)
-_CLIP = (2, 3)  # the peaks; every other signal is a distance or a z-score: log1p
+# fine_spread_mm, shape_residual_mm, pair_z, and with test-time views
+# (inference.LandmarkPredictor.views) view_spread_mm and far_mass
+N_VIEW_SIGNALS = N_SIGNALS + 2
+_CLIP = (2, 3, 8)  # the peaks and the far mass; every other is a distance or z: log1p
 
 
 def design(signals: np.ndarray, landmark: np.ndarray) -> np.ndarray:
-    """(n, s) raw signals (s = 7, or 8 with the views' spread) + landmark ids ->
-    (n, s + 7) design matrix."""
+    """(n, s) raw signals (s = 7, or 9 with the views) + landmark ids -> (n, s + 7)
+    design matrix."""
     f = np.asarray(signals, dtype=np.float64)
-    if f.ndim != 2 or f.shape[1] not in (N_SIGNALS, N_SIGNALS + 1):
+    if f.ndim != 2 or f.shape[1] not in (N_SIGNALS, N_VIEW_SIGNALS):
         raise ValueError(
-            f"expected (n, {N_SIGNALS}) or (n, {N_SIGNALS + 1}) signals, got {f.shape}"
+            f"expected (n, {N_SIGNALS}) or (n, {N_VIEW_SIGNALS}) signals, got {f.shape}"
         )
     cols = np.empty_like(f)
     for i in range(f.shape[1]):
@@ -59,9 +60,9 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
 
 @dataclass
 class ErrorModel:
-    mean: np.ndarray  # (7,) or (8,): of the continuous design columns
+    mean: np.ndarray  # (7,) or (9,): of the continuous design columns
     std: np.ndarray
-    weights: dict[float, np.ndarray]  # tolerance mm -> (14,) or (15,) weights
+    weights: dict[float, np.ndarray]  # tolerance mm -> (14,) or (16,) weights
     ridge: float = 1.0
 
     @classmethod

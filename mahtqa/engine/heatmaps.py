@@ -60,3 +60,18 @@ def spread(heatmaps: torch.Tensor, points: torch.Tensor, radius: int = 6) -> tor
     weights = heatmaps.clamp(min=0) * (d2 <= radius**2)
     total = weights.sum(dim=(-1, -2)).clamp(min=1e-8)
     return torch.sqrt((weights * d2).sum(dim=(-1, -2)) / total)
+
+
+def far_mass(heatmaps: torch.Tensor, points: torch.Tensor, radius: int = 6) -> torch.Tensor:
+    """Share of the positive heat farther than ``radius`` px from each point (B, K): for
+    a spatial-softmax network, its own probability that the landmark is elsewhere (a
+    second structure competing with the peak)."""
+    b, k, h, w = heatmaps.shape
+    ys = torch.arange(h, device=heatmaps.device).float()[:, None] + 0.5
+    xs = torch.arange(w, device=heatmaps.device).float()[None, :] + 0.5
+    d2 = (xs[None, None] - points[..., 0, None, None]) ** 2 + (
+        ys[None, None] - points[..., 1, None, None]
+    ) ** 2
+    heat = heatmaps.clamp(min=0)
+    total = heat.sum(dim=(-1, -2)).clamp(min=1e-8)
+    return (heat * (d2 > radius**2)).sum(dim=(-1, -2)) / total

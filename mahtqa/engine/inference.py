@@ -21,7 +21,7 @@ import torch
 
 from mahtqa.cephalometry.landmarks import LANDMARKS, N_LANDMARKS
 from mahtqa.engine.confidence import ConfidenceModel
-from mahtqa.engine.heatmaps import as_heatmap, decode, spread
+from mahtqa.engine.heatmaps import as_heatmap, decode, far_mass, spread
 from mahtqa.engine.model import build_model
 from mahtqa.engine.ood import OodReference, image_statistics
 from mahtqa.engine.preprocess import COARSE_SCALE, Frame, coarse_input, crop_at, preprocess
@@ -31,8 +31,9 @@ CANON_MM = 0.3  # canonical pixels are about 0.3 mm on the training radiographs
 TTA_SHIFTS = np.array([(0, 0), (-5, -5), (5, -5), (-5, 5), (5, 5)], dtype=np.float64)
 # A manifest's "tta" may name its own shifts and views: each view is a fine crop around
 # the final point, rotated and scaled (inside the fine stage's training augmentation),
-# whose answer is mapped back; their spread is the ``view_spread_mm`` signal. Without
-# "tta" the engine is what it always was: the five shifts, no views.
+# whose answer is mapped back; their spread is the ``view_spread_mm`` signal, and with
+# views the share of the centre crop's heat beyond 1.8 mm (``far_mass``) is a ninth.
+# Without "tta" the engine is what it always was: the five shifts, no views.
 FORMAT_VERSION = 1
 FINE_CHUNK = 12
 
@@ -53,6 +54,7 @@ class Analysis:
     statistics: dict
     timings_ms: dict
     view_spread_mm: np.ndarray | None = None  # (7,) when the manifest asks for views
+    far_mass: np.ndarray | None = None  # (7,) likewise
 
 
 class LandmarkPredictor:
@@ -153,8 +155,8 @@ class LandmarkPredictor:
         coarse_pts = cpts.cpu().numpy().astype(np.float64) / COARSE_SCALE
         t2 = time.perf_counter()
         canonicals = [c for c, _ in prepared]
-        pass1, _, _ = self._fine(canonicals, coarse_pts, self.shifts[:1])
-        final, fpeak, fspread = self._fine(canonicals, pass1[:, 0], self.shifts)
+        pass1 = self._fine(canonicals, coarse_pts, self.shifts[:1])[0]
+        final, fpeak, fspread, far = self._fine(canonicals, pass1[:, 0], self.shifts, far=True)
         points = final.mean(axis=1)  # (B, 7, 2)
         views = self._fine_views(canonicals, points) if self.views else None
         t3 = time.perf_counter()
@@ -181,6 +183,7 @@ class LandmarkPredictor:
                     statistics=image_statistics(canonical, frame),
                     timings_ms={},
                     view_spread_mm=None if views is None else _rms(views[i], point) * CANON_MM,
+                    far_mass=None if views is None else far[i],
                 )
             )
         t4 = time.perf_counter()
@@ -194,8 +197,11 @@ class LandmarkPredictor:
             }
         return out
 
-    def _fine(self, canonicals: list[np.ndarray], centers: np.ndarray, shifts: np.ndarray):
-        """Fine stage on crops around ``centers`` (B, 7, 2) for each shift; canonical coords."""
+    def _fine(
+        self, canonicals: list[np.ndarray], centers: np.ndarray, shifts: np.ndarray, far=False
+    ):
+        """Fine stage on crops around ``centers`` (B, 7, 2) for each shift; canonical
+        coords. Points, peaks, the first shift's spread (and far mass with ``far``)."""
         size = self.fine_crop
         patches, offsets = [], []
         for b, canonical in enumerate(canonicals):
@@ -204,10 +210,11 @@ class LandmarkPredictor:
                     patch, off = crop_at(canonical, centers[b, k] + s, size)
                     patches.append(patch)
                     offsets.append(off)
-        pts, peak, spr = self._run_fine(patches)
+        pts, peak, spr, mass = self._run_fine(patches)
         shape = (len(canonicals), len(shifts), N_LANDMARKS)
         pts = pts + np.stack(offsets)
-        return pts.reshape(*shape, 2), peak.reshape(shape), spr.reshape(shape)[:, 0]
+        out = (pts.reshape(*shape, 2), peak.reshape(shape), spr.reshape(shape)[:, 0])
+        return (*out, mass.reshape(shape)[:, 0]) if far else out
 
     def _fine_views(self, canonicals: list[np.ndarray], centers: np.ndarray) -> np.ndarray:
         """(B, V, 7, 2): the fine stage's answer on a rotated, scaled crop around each of
@@ -233,7 +240,7 @@ class LandmarkPredictor:
                         )  # fmt: skip
                     )
                     maps.append((c, m))
-        pts, _, _ = self._run_fine(patches)
+        pts = self._run_fine(patches)[0]
         back = np.stack([c + m @ (p - half) for p, (c, m) in zip(pts, maps, strict=True)])
         return back.reshape(len(canonicals), len(self.views), N_LANDMARKS, 2)
 
@@ -254,10 +261,12 @@ class LandmarkPredictor:
         own = heat[torch.arange(len(patches)), k_idx][:, None]  # each crop's own landmark
         pts, peak = decode(own, radius=3)
         spr = spread(own, pts, radius=6)
+        mass = far_mass(own, pts, radius=6)
         return (
             pts[:, 0].cpu().numpy().astype(np.float64),
             peak[:, 0].cpu().numpy(),
             spr[:, 0].cpu().numpy(),
+            mass[:, 0].cpu().numpy(),
         )
 
     def shape_distance(self, canonical_points: np.ndarray) -> float | None:
@@ -318,6 +327,7 @@ class LandmarkPredictor:
         signals = case_signals(
             analysis.features, analysis.canonical_points, self.shape_model.mean_shape,
             self.pair_stats, view_spread_mm=analysis.view_spread_mm,
+            far_mass=analysis.far_mass,
         )  # fmt: skip
         p2, p4 = self.error_model.probabilities(signals)
         details = {
@@ -328,6 +338,7 @@ class LandmarkPredictor:
         }
         if analysis.view_spread_mm is not None:
             details["view_spread_mm"] = [round(float(v), 2) for v in signals[:, 7]]
+            details["far_mass"] = [round(float(v), 3) for v in signals[:, 8]]
         return float(1 - np.prod(1 - p4)), details
 
     def predict_batch(

@@ -78,15 +78,19 @@ def case_signals(
     pairs: PairStats,
     *,
     view_spread_mm: np.ndarray | None = None,
+    far_mass: np.ndarray | None = None,
 ) -> np.ndarray:
     """(7, 7): the engine's per-landmark features, then the shape residual (mm) and the
     worst pairwise z, from the landmarks in the canonical frame (the training geometry,
-    ``CANON_MM`` per pixel); (7, 8) with the test-time views' spread (mm) last, for an
-    engine whose manifest asks for views. crossval and the engine both call this."""
+    ``CANON_MM`` per pixel); (7, 9) with the test-time views' spread (mm) and the fine
+    heat's far mass last, for an engine whose manifest asks for views. crossval and the
+    engine both call this."""
     mm = points_to_mm(canonical_points, ISBI_SPACING_MM)
     cols = [features, landmark_residuals(mm, mean_shape), pairs.pair_z(mm)]
+    if (view_spread_mm is None) != (far_mass is None):
+        raise ValueError("the views' spread and the far mass come together")
     if view_spread_mm is not None:
-        cols.append(np.asarray(view_spread_mm, dtype=float))
+        cols += [np.asarray(view_spread_mm, dtype=float), np.asarray(far_mass, dtype=float)]
     return np.column_stack(cols)
 
 

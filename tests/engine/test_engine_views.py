@@ -47,29 +47,51 @@ def test_a_rotated_scaled_view_maps_its_answer_back_near_the_landmark(predictor,
     plan = TTA_PLANS["views"]
     engine = _with_plan(predictor, plan)
     analysis = engine.analyse_batch([image])[0]
-    assert analysis.view_spread_mm is not None and analysis.view_spread_mm.shape == (7,)
+    assert analysis.view_spread_mm is not None
+    assert analysis.view_spread_mm.shape == (7,)
     # a wrong inverse map (rotation sign, scale or half-pixel) puts the answers
     # millimetres away; mapped right, the views agree within ~1 mm on a clean case
     assert float(np.median(analysis.view_spread_mm)) < 1.5
     assert len(engine.shifts) == len(plan["shifts"])
 
 
-def test_the_views_spread_is_the_eighth_signal_and_an_error_model_takes_it(predictor, image):
+def test_the_views_add_two_signals_and_an_error_model_takes_them(predictor, image):
     engine = _with_plan(predictor, TTA_PLANS["views"])
     a = engine.analyse_batch([image])[0]
+    assert a.far_mass is not None
+    assert np.all((a.far_mass >= 0) & (a.far_mass <= 1))
     shapes = np.random.default_rng(0).normal(50, 5, size=(20, 7, 2))
     pairs = PairStats.fit(shapes)
     signals = case_signals(
-        a.features, a.canonical_points, shapes.mean(0), pairs, view_spread_mm=a.view_spread_mm
-    )
-    assert signals.shape == (7, 8)
+        a.features, a.canonical_points, shapes.mean(0), pairs,
+        view_spread_mm=a.view_spread_mm, far_mass=a.far_mass,
+    )  # fmt: skip
+    assert signals.shape == (7, 9)
     np.testing.assert_allclose(signals[:, 7], a.view_spread_mm)
+    np.testing.assert_allclose(signals[:, 8], a.far_mass)
+    with pytest.raises(ValueError, match="come together"):
+        case_signals(a.features, a.canonical_points, shapes.mean(0), pairs, far_mass=a.far_mass)
     rng = np.random.default_rng(1)
-    many = np.abs(rng.normal(1, 0.5, size=(700, 8)))
+    many = np.abs(rng.normal(1, 0.5, size=(700, 9)))
     errors = np.where(many[:, 7] > 1.5, 5.0, 0.5)  # the eighth signal alone tells
     model = ErrorModel.fit(many, np.tile(np.arange(7), 100), errors)
-    assert len(model.mean) == 8
+    assert len(model.mean) == 9
     p2, p4 = model.probabilities(signals)
-    assert p2.shape == (7,) and np.all(p4 <= p2)
-    with pytest.raises(ValueError, match="takes 8 signals"):
+    assert p2.shape == (7,)
+    assert np.all(p4 <= p2)
+    ranked = model.probability(np.array([[1.0] * 7 + [0.2, 0.5], [1.0] * 7 + [4.0, 0.5]]),
+                               np.zeros(2, int), 2.0)  # fmt: skip
+    assert ranked[1] > ranked[0] + 0.5  # it learned the eighth signal
+    with pytest.raises(ValueError, match="takes 9 signals"):
         model.probabilities(signals[:, :7])
+
+
+def test_far_mass_is_the_heat_share_beyond_the_radius():
+    from mahtqa.engine.heatmaps import far_mass
+
+    heat = torch.zeros(1, 1, 32, 32)
+    heat[0, 0, 10, 10] = 3.0  # at the point
+    heat[0, 0, 10, 25] = 1.0  # 15 px away
+    point = torch.tensor([[[10.5, 10.5]]])
+    assert float(far_mass(heat, point, radius=6)) == pytest.approx(0.25)
+    assert float(far_mass(heat, point, radius=20)) == pytest.approx(0.0)
