@@ -141,6 +141,15 @@ def predict_cases(predictor, cases, *, spacing, shape: ShapeModel, pairs: PairSt
             "points": pred.round(3).tolist(),
             "truth": case.mean.round(3).tolist(),
             "errors_mm": radial_errors_mm(pred, case.mean, spacing).round(4).tolist(),
+            # against the closer of the two annotators, and how far apart they are: a
+            # "gross error" against the mean may be the annotators' own disagreement
+            "nearest_errors_mm": np.minimum(
+                radial_errors_mm(pred, case.senior, spacing),
+                radial_errors_mm(pred, case.junior, spacing),
+            ).round(4).tolist(),
+            "annotators_apart_mm": radial_errors_mm(case.senior, case.junior, spacing)
+            .round(4)
+            .tolist(),
             "signals": signals.round(5).tolist(),
             "shape_distance": round(float(shape.distance(canon_mm)), 4),
         })  # fmt: skip

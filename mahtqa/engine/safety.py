@@ -78,6 +78,7 @@ def nested(cases: list[dict], *, alpha: float, delta: float) -> dict:
         abbr: _auc(p2[:, k], errors[:, k] > 2.0) for k, abbr in enumerate(ABBREVIATIONS)
     }
     return {
+        **_label_noise(cases, unsafe, released, risk),
         "per_landmark_auroc_2mm": per_landmark,
         "pooled_auroc_2mm": _auc(p2.ravel(), errors.ravel() > 2.0),
         "case_auroc_4mm": _auc(risk, unsafe),
@@ -89,6 +90,27 @@ def nested(cases: list[dict], *, alpha: float, delta: float) -> dict:
         "thresholds": thresholds,
         "risk": risk.tolist(),
         "p2": p2.tolist(),
+    }
+
+
+def _label_noise(cases: list[dict], unsafe, released, risk) -> dict:
+    """How much of "unsafe" (a landmark > 4 mm from the annotators' mean) is the
+    annotators' own disagreement: the unsafe cases whose worst landmark the two
+    annotators placed > 4 mm apart, and the figures against the closer annotator.
+    Empty for records without both annotators (crossval before these fields)."""
+    if not all("nearest_errors_mm" in c and "annotators_apart_mm" in c for c in cases):
+        return {}
+    errors = np.array([c["errors_mm"] for c in cases])
+    apart = np.array([c["annotators_apart_mm"] for c in cases])
+    worst = errors.argmax(axis=1)
+    near = np.array([max(c["nearest_errors_mm"]) > UNSAFE_MM for c in cases])
+    return {
+        "unsafe_annotators_apart": int(
+            (unsafe & (apart[np.arange(len(cases)), worst] > UNSAFE_MM)).sum()
+        ),
+        "unsafe_cases_nearest_annotator": int(near.sum()),
+        "unsafe_released_nearest_annotator": int((released & near).sum()),
+        "case_auroc_4mm_nearest_annotator": _auc(risk, near),
     }
 
 

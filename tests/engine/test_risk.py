@@ -152,3 +152,32 @@ def test_error_model_ranks_gross_errors_and_round_trips():
     )
     case = signals[:7]
     assert model.case_risk(case) == pytest.approx(1 - np.prod(1 - p4[:7]))
+
+
+def test_nested_routing_separates_annotator_disagreement_from_gross_errors():
+    from mahtqa.engine.safety import nested
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for i in range(60):
+        errors = rng.uniform(0.2, 1.5, N_LANDMARKS)
+        apart = np.full(N_LANDMARKS, 1.0)
+        nearest = errors.copy()
+        if i % 10 == 0:  # the annotators 10 mm apart on A; the model near one of them
+            errors[2], apart[2], nearest[2] = 5.0, 10.0, 0.5
+        if i % 10 == 5:  # a real gross error: far from both
+            errors[3], nearest[3] = 7.0, 6.5
+        signals = np.abs(rng.normal(1.0, 0.3, (N_LANDMARKS, 7)))
+        signals[:, 0] = errors  # coarse-fine distance tracks the error
+        cases.append({
+            "fold": i % 5, "errors_mm": errors.tolist(), "signals": signals.tolist(),
+            "nearest_errors_mm": nearest.tolist(), "annotators_apart_mm": apart.tolist(),
+        })  # fmt: skip
+    out = nested(cases, alpha=0.1, delta=0.1)
+    assert out["unsafe_cases"] == 12
+    assert out["unsafe_annotators_apart"] == 6
+    assert out["unsafe_cases_nearest_annotator"] == 6
+    assert out["unsafe_released_nearest_annotator"] <= out["unsafe_released"]
+    for c in cases:
+        del c["nearest_errors_mm"]
+    assert "unsafe_annotators_apart" not in nested(cases, alpha=0.1, delta=0.1)
