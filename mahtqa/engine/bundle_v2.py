@@ -25,7 +25,6 @@ from mahtqa.cephalometry.isbi import ISBI_SPACING_MM, data_path, load_isbi_cases
 from mahtqa.cephalometry.shape_model import ShapeModel, points_to_mm
 from mahtqa.engine.bundle import _load_stage, analyse_cases, manifest_base, write_bundle
 from mahtqa.engine.inference import LandmarkPredictor
-from mahtqa.engine.model import build_model
 from mahtqa.engine.ood import OodReference
 from mahtqa.engine.preprocess import CANON_H, CANON_W
 from mahtqa.engine.safety import deployable, nested, zero_shot
@@ -51,45 +50,24 @@ def risk_control(cases: list[dict]) -> dict:
     }, error_model
 
 
-def _networks(args) -> tuple[tuple, tuple, dict | None]:
-    """(coarse net, blob), (fine net, blob) and, from a bundle, its training record."""
-    if args.work is not None:
-        stages = [_load_stage(args.work / f"{s}-{args.arch}.pt") for s in ("coarse", "fine")]
-        return stages[0], stages[1], None
-    blob = torch.load(args.from_bundle, map_location="cpu", weights_only=True)
-    stages = []
-    for part in ("coarse", "fine"):
-        net = build_model(blob[part]["config"])
-        net.load_state_dict(blob[part]["state"])
-        stages.append((net.eval(), blob[part]))
-    return stages[0], stages[1], blob["manifest"].get("training")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=data_path, required=True)
-    nets = parser.add_mutually_exclusive_group(required=True)
-    nets.add_argument("--work", type=Path, help="the all-cases training run")
-    nets.add_argument(
-        "--from-bundle", type=Path,
-        help="take the networks (and their training record) from this bundle instead",
-    )  # fmt: skip
+    parser.add_argument("--work", type=Path, required=True, help="the all-cases training run")
     parser.add_argument("--crossval", type=Path, required=True)
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--arch", default="mahtnet")
     parser.add_argument("--version", default="2.0.0")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--oof-name", default="oof.json", help="crossval's predictions file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    oof = json.loads((args.crossval / args.oof_name).read_text())
+    oof = json.loads((args.crossval / "oof.json").read_text())
     cases = load_isbi_cases(args.data)
-    (coarse, coarse_blob), (fine, fine_blob), trained = _networks(args)
+    coarse, coarse_blob = _load_stage(args.work / f"coarse-{args.arch}.pt")
+    fine, fine_blob = _load_stage(args.work / f"fine-{args.arch}.pt")
     from mahtqa.engine.train import FINE_CROP
 
-    tta = oof.get("tta") or {}  # the engine is run as crossval ran the fold models
-    manifest = {"fine_crop": FINE_CROP} | ({"tta": tta} if tta else {})
-    predictor = LandmarkPredictor(coarse=coarse, fine=fine, manifest=manifest)
+    predictor = LandmarkPredictor(coarse=coarse, fine=fine, manifest={"fine_crop": FINE_CROP})
     analyses = analyse_cases(predictor, cases)
     shapes = np.stack([points_to_mm(c.mean, ISBI_SPACING_MM) for c in cases])
     shape_model = ShapeModel.fit(shapes)
@@ -124,10 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     manifest |= {
         "split": {"train": [c.case_id for c in cases], "calibration": [], "test": []},
         "crossval": {"folds": oof["folds"], "recipe": oof["recipe"]},
-        "training": trained or {"steps": oof["recipe"]["steps"],
-                                "python": sys.version.split()[0],
-                                "torch": str(torch.__version__),
-                                "platform": platform.platform()},
+        "training": {"steps": oof["recipe"]["steps"], "python": sys.version.split()[0],
+                     "torch": str(torch.__version__), "platform": platform.platform()},
         "error_model": error_model,
         "pair_stats": PairStats.fit(shapes).to_dict(),
         "risk_control": control,
@@ -135,8 +111,6 @@ def main(argv: list[str] | None = None) -> None:
         "shape_model": shape_model.to_dict(),
         "metrics": metrics,
     }  # fmt: skip
-    if tta:
-        manifest["tta"] = tta
     write_bundle(args.bundle, coarse_blob, fine_blob, manifest)
     print(json.dumps({"risk_control": control["by_alpha"], "metrics": metrics}, indent=1))
 
