@@ -156,7 +156,9 @@ class LandmarkPredictor:
         t2 = time.perf_counter()
         canonicals = [c for c, _ in prepared]
         pass1 = self._fine(canonicals, coarse_pts, self.shifts[:1])[0]
-        final, fpeak, fspread, far = self._fine(canonicals, pass1[:, 0], self.shifts, far=True)
+        fine = self._fine(canonicals, pass1[:, 0], self.shifts, far=bool(self.views))
+        final, fpeak, fspread = fine[:3]
+        far = fine[3] if self.views else None
         points = final.mean(axis=1)  # (B, 7, 2)
         views = self._fine_views(canonicals, points) if self.views else None
         t3 = time.perf_counter()
@@ -210,7 +212,7 @@ class LandmarkPredictor:
                     patch, off = crop_at(canonical, centers[b, k] + s, size)
                     patches.append(patch)
                     offsets.append(off)
-        pts, peak, spr, mass = self._run_fine(patches)
+        pts, peak, spr, mass = self._run_fine(patches, far=far)
         shape = (len(canonicals), len(shifts), N_LANDMARKS)
         pts = pts + np.stack(offsets)
         out = (pts.reshape(*shape, 2), peak.reshape(shape), spr.reshape(shape)[:, 0])
@@ -244,9 +246,10 @@ class LandmarkPredictor:
         back = np.stack([c + m @ (p - half) for p, (c, m) in zip(pts, maps, strict=True)])
         return back.reshape(len(canonicals), len(self.views), N_LANDMARKS, 2)
 
-    def _run_fine(self, patches: list[np.ndarray]):
-        """Points (patch coords), peaks and spreads of each crop's own landmark; the crops
-        come in groups of seven, landmark k at position k."""
+    def _run_fine(self, patches: list[np.ndarray], far: bool = False):
+        """Points (patch coords), peaks, spreads and (with ``far``, else None) far masses
+        of each crop's own landmark; the crops come in groups of seven, landmark k at
+        position k."""
         x = torch.from_numpy(np.stack(patches).astype(np.float32, copy=False))[:, None]
         x = x.to(self.device)
         # Chunks of a dozen crops run about twice as fast on CPU as one large batch
@@ -261,12 +264,12 @@ class LandmarkPredictor:
         own = heat[torch.arange(len(patches)), k_idx][:, None]  # each crop's own landmark
         pts, peak = decode(own, radius=3)
         spr = spread(own, pts, radius=6)
-        mass = far_mass(own, pts, radius=6)
+        mass = far_mass(own, pts, radius=6)[:, 0].cpu().numpy() if far else None
         return (
             pts[:, 0].cpu().numpy().astype(np.float64),
             peak[:, 0].cpu().numpy(),
             spr[:, 0].cpu().numpy(),
-            mass[:, 0].cpu().numpy(),
+            mass,
         )
 
     def shape_distance(self, canonical_points: np.ndarray) -> float | None:
