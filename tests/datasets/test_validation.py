@@ -212,3 +212,51 @@ def test_every_code_found_is_catalogued_and_documented(make_isbi):
     assert _codes(run) - set(FINDING_CODES) == set()
     docs = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text()
     assert [c for c in FINDING_CODES if f"| `{c}` |" not in docs] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_copies_of_a_step_at_once_check_the_chunk_once(make_isbi):
+    """Both copies pick the step up at the same cursor; the second waits on the run's
+    lock while the first checks and streams its rows, then finds the cursor moved and
+    does nothing. The test holds the lock until both are waiting on it."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    folder = make_isbi("racing", CASES[:4])
+    version = dataset_register_folder(path=folder, name="Racing", spacing=ISBI_SPACING)
+    results = []
+
+    def step():
+        try:
+            results.append(validation_run_step(run_id=run.pk))
+        finally:
+            connection.close()
+
+    with override_settings(MAHTQA_DATASET_CHUNK=2):
+        run = validation_run_start(version=version)
+        threads = [threading.Thread(target=step) for _ in range(2)]
+        with transaction.atomic():
+            ValidationRun.objects.select_for_update().get(pk=run.pk)
+            for t in threads:
+                t.start()
+            waiting, deadline = 0, time.monotonic() + 30
+            with connection.cursor() as cur:
+                while waiting < 2 and time.monotonic() < deadline:
+                    cur.execute("SELECT pg_stat_clear_snapshot()")
+                    cur.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND wait_event_type = 'Lock'"
+                    )
+                    waiting = cur.fetchone()[0]
+                    time.sleep(0.05)
+            assert waiting == 2
+        for t in threads:
+            t.join(60)
+    assert sorted(results) == ["skipped", "step"]
+    run.refresh_from_db()
+    assert (run.status, run.done) == ("running", 2)
+    assert ImageCheck.objects.filter(run=run).count() == 2
+    key = f"dataset-validate:{run.pk}:{run.cursor}"
+    assert OutboxMessage.objects.filter(dedupe_key=key).count() == 1
