@@ -216,9 +216,9 @@ def test_every_code_found_is_catalogued_and_documented(make_isbi):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_copies_of_a_step_at_once_check_the_chunk_once(make_isbi):
-    """Both copies pick the step up at the same cursor; the second waits on the run's
-    lock while the first checks and streams its rows, then finds the cursor moved and
-    does nothing. The test holds the lock until both are waiting on it."""
+    """Both copies pick the step up at the same cursor and check the chunk; the first
+    to get the run's lock commits, the other finds the cursor moved and discards its
+    work. The test holds the lock until both are waiting on it."""
     import threading
     import time
 

@@ -1,16 +1,13 @@
-"""Validation runs: one job per run, in chunks. Each step locks the run's row, checks
-the next chunk of images (after ``cursor``) while their rows stream into the
-database (PostgreSQL stores one image's row while the next is checked), then
-commits the checks, the findings and the new cursor together, and enqueues the
-next step through the outbox. A step that finds the cursor moved since it was
-picked up (another copy did the chunk; a second copy waits on the lock) does
-nothing, so a redelivered or duplicated step changes nothing. When no image is
+"""Validation runs: one job per run, in chunks. Each step checks the next chunk of
+images (after ``cursor``) outside any transaction, then commits the checks, the
+findings and the new cursor together, and enqueues the next step through the
+outbox. A step that finds the cursor moved (another copy did the chunk) discards
+its work, so a redelivered or duplicated step changes nothing. When no image is
 left, the dataset-wide phase writes the summary and the run is done."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -100,12 +97,9 @@ def _layout_findings(run: ValidationRun) -> list[Finding]:
     ]
 
 
-def _check_each(
+def _check_all(
     images: list[DatasetImage], root: Path, threshold: float
-) -> Iterator[checks.ImageResult]:
-    """The images' results in order, as each is ready (``MAHTQA_DATASET_WORKERS``
-    threads; the caller holds ``checks.opencv_single_threaded``)."""
-
+) -> list[checks.ImageResult]:
     def one(image: DatasetImage) -> checks.ImageResult:
         return checks.check_image(
             record=record_of(image),
@@ -115,11 +109,13 @@ def _check_each(
         )
 
     workers = max(1, settings.MAHTQA_DATASET_WORKERS)
-    if workers == 1 or len(images) < 2:
-        return map(one, images)
-    # One pool per process: its threads keep their scratch buffers between steps
-    # (mahtqa.datasets.quality.scratch). OpenCV and hashlib release the GIL.
-    return process_pool(name="dataset-check", workers=workers).map(one, images)
+    with checks.opencv_single_threaded():
+        if workers == 1 or len(images) < 2:
+            return [one(i) for i in images]
+        # One pool per process: its threads keep their scratch buffers between steps
+        # (mahtqa.datasets.quality.scratch). OpenCV and hashlib release the GIL.
+        pool = process_pool(name="dataset-check", workers=workers)
+        return list(pool.map(one, images))
 
 
 _CHECK_FIELDS = ("run_id", "image_id", "readable", "sha256", "width", "height",
@@ -128,12 +124,16 @@ _FINDING_FIELDS = ("run_id", "image_id", "code", "severity", "landmark", "annota
                    "message", "details")  # fmt: skip
 
 
-def _check_rows(run_id: int, images, results, findings: list[tuple]) -> Iterator[tuple]:
-    """Each image's check row as its result arrives; its findings go to ``findings``."""
+def _rows(run: ValidationRun, images: list[DatasetImage], results: list[checks.ImageResult]):
+    """The step's check and finding rows, as value tuples for ``rows_insert``."""
+    checks_rows, findings = [], []
     for image, r in zip(images, results, strict=True):
-        findings.extend(_finding_values(run_id, f, image.pk) for f in r.findings)
-        yield (run_id, image.pk, r.readable, r.sha256, r.width, r.height, r.quality_score,
-               r.metrics, r.dhash, r.distances, r.unit)  # fmt: skip
+        checks_rows.append(
+            (run.pk, image.pk, r.readable, r.sha256, r.width, r.height, r.quality_score,
+             r.metrics, r.dhash, r.distances, r.unit)
+        )  # fmt: skip
+        findings.extend(_finding_values(run.pk, f, image.pk) for f in r.findings)
+    return checks_rows, findings
 
 
 def _finding_values(run_id: int, f: checks.Finding, image_id: int | None) -> tuple:
@@ -143,43 +143,34 @@ def _finding_values(run_id: int, f: checks.Finding, image_id: int | None) -> tup
 
 def validation_run_step(*, run_id: int) -> str:
     """Check the next chunk; safe to run twice (see the module docstring)."""
-    run = ValidationRun.objects.get(pk=run_id)
+    run = ValidationRun.objects.select_related("version").get(pk=run_id)
     if run.status not in ACTIVE_RUN_STATUSES:
         return run.status
     cursor = run.cursor
+    images = list(
+        run.version.images.filter(pk__gt=cursor).order_by("pk")[: settings.MAHTQA_DATASET_CHUNK]
+    )
+    if not images:
+        return _finish(run_id=run.pk)
+    results = _check_all(
+        images, Path(run.version.root_path), run.options.get("consistency_mm", 2.0)
+    )
     with transaction.atomic():
-        locked = ValidationRun.objects.select_for_update().select_related("version").get(pk=run_id)
+        locked = ValidationRun.objects.select_for_update().get(pk=run_id)
         if locked.cursor != cursor or locked.status not in ACTIVE_RUN_STATUSES:
             return "skipped"  # another copy of this step got here first
-        images = list(
-            locked.version.images.filter(pk__gt=cursor).order_by("pk")[
-                : settings.MAHTQA_DATASET_CHUNK
-            ]
-        )
-        if images:
-            _step_commit(locked, images)
-            return "step"
-    return _finish(run_id=run_id)
-
-
-def _step_commit(run: ValidationRun, images: list[DatasetImage]) -> None:
-    now = timezone.now()
-    if run.status == RunStatus.QUEUED:
-        run.status, run.started_at = RunStatus.RUNNING, now
-        Finding.objects.bulk_create(_layout_findings(run))
-    findings: list[tuple] = []
-    root, threshold = Path(run.version.root_path), run.options.get("consistency_mm", 2.0)
-    with checks.opencv_single_threaded():
-        results = _check_each(images, root, threshold)
-        rows_insert(
-            model=ImageCheck, fields=_CHECK_FIELDS,
-            rows=_check_rows(run.pk, images, results, findings),
-        )  # fmt: skip
-    rows_insert(model=Finding, fields=_FINDING_FIELDS, rows=findings)
-    run.cursor, run.done = images[-1].pk, run.done + len(images)
-    run.heartbeat_at = timezone.now()
-    run.save(update_fields=["status", "started_at", "cursor", "done", "heartbeat_at"])
-    _enqueue_step(run)
+        now = timezone.now()
+        if locked.status == RunStatus.QUEUED:
+            locked.status, locked.started_at = RunStatus.RUNNING, now
+            Finding.objects.bulk_create(_layout_findings(locked))
+        checks_rows, findings = _rows(locked, images, results)
+        rows_insert(model=ImageCheck, fields=_CHECK_FIELDS, rows=checks_rows)
+        rows_insert(model=Finding, fields=_FINDING_FIELDS, rows=findings)
+        locked.cursor, locked.done = images[-1].pk, locked.done + len(images)
+        locked.heartbeat_at = now
+        locked.save(update_fields=["status", "started_at", "cursor", "done", "heartbeat_at"])
+        _enqueue_step(locked)
+    return "step"
 
 
 _ROW_COLUMNS = ("readable", "sha256", "dhash", "width", "height", "quality_score",
