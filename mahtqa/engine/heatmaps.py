@@ -51,12 +51,7 @@ def decode(heatmaps: torch.Tensor, radius: int = 2) -> tuple[torch.Tensor, torch
 
 def spread(heatmaps: torch.Tensor, points: torch.Tensor, radius: int = 6) -> torch.Tensor:
     """Root-mean-square distance of positive heat around each point (B, K), in pixels."""
-    b, k, h, w = heatmaps.shape
-    ys = torch.arange(h, device=heatmaps.device).float()[:, None] + 0.5
-    xs = torch.arange(w, device=heatmaps.device).float()[None, :] + 0.5
-    dx = xs[None, None] - points[..., 0, None, None]
-    dy = ys[None, None] - points[..., 1, None, None]
-    d2 = dx**2 + dy**2
+    d2 = _distance2(heatmaps, points)
     weights = heatmaps.clamp(min=0) * (d2 <= radius**2)
     total = weights.sum(dim=(-1, -2)).clamp(min=1e-8)
     return torch.sqrt((weights * d2).sum(dim=(-1, -2)) / total)
@@ -66,12 +61,16 @@ def far_mass(heatmaps: torch.Tensor, points: torch.Tensor, radius: int = 6) -> t
     """Share of the positive heat farther than ``radius`` px from each point (B, K): for
     a spatial-softmax network, its own probability that the landmark is elsewhere (a
     second structure competing with the peak)."""
-    b, k, h, w = heatmaps.shape
-    ys = torch.arange(h, device=heatmaps.device).float()[:, None] + 0.5
-    xs = torch.arange(w, device=heatmaps.device).float()[None, :] + 0.5
-    d2 = (xs[None, None] - points[..., 0, None, None]) ** 2 + (
-        ys[None, None] - points[..., 1, None, None]
-    ) ** 2
     heat = heatmaps.clamp(min=0)
     total = heat.sum(dim=(-1, -2)).clamp(min=1e-8)
-    return (heat * (d2 > radius**2)).sum(dim=(-1, -2)) / total
+    return (heat * (_distance2(heatmaps, points) > radius**2)).sum(dim=(-1, -2)) / total
+
+
+def _distance2(heatmaps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) squared distance of each pixel centre from its channel's point."""
+    h, w = heatmaps.shape[-2:]
+    ys = torch.arange(h, device=heatmaps.device).float()[:, None] + 0.5
+    xs = torch.arange(w, device=heatmaps.device).float()[None, :] + 0.5
+    dx = xs[None, None] - points[..., 0, None, None]
+    dy = ys[None, None] - points[..., 1, None, None]
+    return dx**2 + dy**2

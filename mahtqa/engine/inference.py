@@ -156,9 +156,9 @@ class LandmarkPredictor:
         t2 = time.perf_counter()
         canonicals = [c for c, _ in prepared]
         pass1 = self._fine(canonicals, coarse_pts, self.shifts[:1])[0]
-        fine = self._fine(canonicals, pass1[:, 0], self.shifts, far=bool(self.views))
-        final, fpeak, fspread = fine[:3]
-        far = fine[3] if self.views else None
+        final, fpeak, fspread, far = self._fine(
+            canonicals, pass1[:, 0], self.shifts, far=bool(self.views)
+        )
         points = final.mean(axis=1)  # (B, 7, 2)
         views = self._fine_views(canonicals, points) if self.views else None
         t3 = time.perf_counter()
@@ -203,7 +203,8 @@ class LandmarkPredictor:
         self, canonicals: list[np.ndarray], centers: np.ndarray, shifts: np.ndarray, far=False
     ):
         """Fine stage on crops around ``centers`` (B, 7, 2) for each shift; canonical
-        coords. Points, peaks, the first shift's spread (and far mass with ``far``)."""
+        coords. Points, peaks, the first shift's spread and far mass (None without
+        ``far``)."""
         size = self.fine_crop
         patches, offsets = [], []
         for b, canonical in enumerate(canonicals):
@@ -215,8 +216,8 @@ class LandmarkPredictor:
         pts, peak, spr, mass = self._run_fine(patches, far=far)
         shape = (len(canonicals), len(shifts), N_LANDMARKS)
         pts = pts + np.stack(offsets)
-        out = (pts.reshape(*shape, 2), peak.reshape(shape), spr.reshape(shape)[:, 0])
-        return (*out, mass.reshape(shape)[:, 0]) if far else out
+        far_first = None if mass is None else mass.reshape(shape)[:, 0]
+        return pts.reshape(*shape, 2), peak.reshape(shape), spr.reshape(shape)[:, 0], far_first
 
     def _fine_views(self, canonicals: list[np.ndarray], centers: np.ndarray) -> np.ndarray:
         """(B, V, 7, 2): the fine stage's answer on a rotated, scaled crop around each of

@@ -1,5 +1,6 @@
 """Test-time views: rotated, scaled fine crops mapped back to the canonical frame, their
-spread as an eighth error signal, and an engine without "tta" in its manifest unchanged."""
+spread and the fine heat's far mass as two more error signals, and an engine without
+"tta" in its manifest unchanged."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_an_identity_view_on_pixel_aligned_centres_is_the_plain_crop(predictor, 
     centres = np.array([[[200.0 + half, 300.0 + half + 7 * k] for k in range(7)]])
     with torch.inference_mode():
         view = engine._fine_views([canonical], centres)
-        plain, _, _ = engine._fine([canonical], centres, np.zeros((1, 2)))
+        plain = engine._fine([canonical], centres, np.zeros((1, 2)))[0]
     assert view.shape == (1, 1, 7, 2)
     np.testing.assert_allclose(view[0, 0], plain[0, 0], atol=1e-4)
 

@@ -178,6 +178,7 @@ def test_nested_routing_separates_annotator_disagreement_from_gross_errors():
     assert out["unsafe_annotators_apart"] == 6
     assert out["unsafe_cases_nearest_annotator"] == 6
     assert out["unsafe_released_nearest_annotator"] <= out["unsafe_released"]
+    assert 0.0 <= out["case_auroc_4mm_nearest_annotator"] <= 1.0
     for c in cases:
         del c["nearest_errors_mm"]
     assert "unsafe_annotators_apart" not in nested(cases, alpha=0.1, delta=0.1)
