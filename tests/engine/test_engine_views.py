@@ -85,6 +85,8 @@ def test_the_views_add_two_signals_and_an_error_model_takes_them(predictor, imag
     assert ranked[1] > ranked[0] + 0.5  # it learned the eighth signal
     with pytest.raises(ValueError, match="takes 9 signals"):
         model.probabilities(signals[:, :7])
+    with pytest.raises(ValueError, match=r"expected \(n, 7\) or \(n, 9\)"):
+        model.probabilities(signals[:, :8])
 
 
 def test_far_mass_is_the_heat_share_beyond_the_radius():
