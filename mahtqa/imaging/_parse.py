@@ -97,7 +97,10 @@ def _parse(data: bytes, *, pixels: bool) -> tuple[Dataset, PixelSpan | None]:
     try:
         found = _check_structure(data)
         span = PixelSpan(*found) if found is not None and not pixels else None
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=span is not None)
+        # Only the header when the pixels are left out: a bytearray or memoryview
+        # would otherwise be copied whole into the BytesIO (bytes are shared).
+        source = data[: span.begin] if span is not None else data
+        ds = pydicom.dcmread(io.BytesIO(source), stop_before_pixels=span is not None)
         # pydicom converts elements lazily; touch them all so a broken value
         # fails here, inside the guard, instead of later in a caller.
         for _elem in ds.iterall():

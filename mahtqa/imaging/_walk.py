@@ -34,7 +34,7 @@ class Malformed(Exception):
 
 
 class _Walker:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self.data = data
         self.size = len(data)
 
@@ -63,7 +63,7 @@ class _Walker:
             pos += 8
         else:
             self._need(pos + 4, 2)
-            vr = self.data[pos + 4 : pos + 6]
+            vr = bytes(self.data[pos + 4 : pos + 6])  # hashable, whatever the buffer
             if vr in _LONG_VRS:
                 length = self._u32(pos + 8, little)
                 pos += 12
@@ -122,7 +122,7 @@ def _looks_like_vr(two: bytes) -> bool:
 
 def _sniff_implicit(data: bytes, start: int, declared_implicit: bool) -> bool:
     """Whether the dataset is really implicit VR (pydicom tolerates a wrong declaration)."""
-    vr = data[start + 4 : start + 6]
+    vr = bytes(data[start + 4 : start + 6])
     if declared_implicit:
         return not (_looks_like_vr(vr) and vr in _KNOWN_VRS)
     return not _looks_like_vr(vr)
@@ -149,6 +149,6 @@ def check_complete(
         begin = pos
         pos, group = walker.element(pos, implicit, little, 0)
         if pixels is None and group == _PIXEL_DATA[0] and walker._tag(begin, little) == _PIXEL_DATA:
-            long_header = not implicit and data[begin + 4 : begin + 6] in _LONG_VRS
+            long_header = not implicit and bytes(data[begin + 4 : begin + 6]) in _LONG_VRS
             pixels = (begin, begin + (12 if long_header else 8), pos)
     return pixels

@@ -65,12 +65,61 @@ def test_gunicorn_body_is_read_whole_with_its_digest_and_leaves_what_follows(siz
     try:
         got = body_read(stream=request, limit=size)
         assert got.data == body
-        assert type(got.data) is bytes
+        assert type(got.data) is memoryview
+        assert got.data.readonly
         assert got.sha256 == hashlib.sha256(body).hexdigest()
         assert request.META["wsgi.input"].read(10) == b""  # consumed: nothing to drain
         assert parser.unreader.read().startswith(b"NEXT")  # pipelined bytes kept
     finally:
         _close(sockets)
+
+
+def _gunicorn_read(body: bytes):
+    request, _, sockets = _served(_head(len(body)), body)
+    try:
+        return body_read(stream=request, limit=len(body))
+    finally:
+        _close(sockets)
+
+
+def test_the_receive_buffer_is_reused_once_nothing_holds_the_last_body():
+    first = _gunicorn_read(_payload(5000))
+    address = id(first.data.obj)  # not a reference: that would hold the buffer
+    del first  # the request is over: nothing holds its view
+    second = _gunicorn_read(b"x" * 3000)
+    assert id(second.data.obj) == address  # the same buffer, already mapped
+    assert second.data == b"x" * 3000
+    assert len(second.data) == 3000
+
+
+def test_a_body_still_held_is_released_not_overwritten_by_the_next():
+    first = _gunicorn_read(_payload(5000))  # held, as a reference cycle would hold it
+    address = id(first.data.obj)
+    second = _gunicorn_read(b"y" * 5000)
+    assert id(second.data.obj) == address  # reused...
+    with pytest.raises(ValueError, match="released"):
+        bytes(first.data)  # ...and the old view refuses to read: never the new bytes
+    assert second.data == b"y" * 5000
+
+
+def test_a_piece_of_a_body_still_in_use_keeps_its_bytes():
+    first = _gunicorn_read(_payload(5000))
+    piece = first.data[100:200]  # a part someone still works on
+    second = _gunicorn_read(b"z" * 5000)
+    assert id(second.data.obj) != id(piece.obj)  # a new buffer, not the one in use
+    assert piece == _payload(5000)[100:200]
+    assert second.data == b"z" * 5000
+
+
+def test_a_body_larger_than_the_kept_size_gets_a_buffer_of_its_own(monkeypatch):
+    monkeypatch.setattr("apps.core.requests.KEEP_BUFFER_MAX", 4000)
+    monkeypatch.setattr("apps.core.requests._kept", threading.local())  # none kept yet
+    kept = id(_gunicorn_read(b"k" * 1000).data.obj)
+    big = _gunicorn_read(b"b" * 5000)
+    assert id(big.data.obj) != kept
+    assert big.data == b"b" * 5000
+    del big
+    assert id(_gunicorn_read(b"s" * 900).data.obj) == kept  # the small one stays kept
 
 
 def test_gunicorn_body_over_the_limit_is_refused_before_it_is_read():

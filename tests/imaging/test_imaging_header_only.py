@@ -53,6 +53,31 @@ def test_same_header_no_pixels_in_memory_and_the_span_points_at_them(name: str) 
     assert parts.header + data[span.begin : span.end] == deidentify_dataset(full_ds, key=KEY)
 
 
+@pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG3_J2KR.dcm", "implicit_le"])
+@pytest.mark.parametrize("wrap", [bytearray, lambda b: memoryview(b).toreadonly()])
+def test_a_receive_buffer_reads_as_its_bytes_do(name: str, wrap) -> None:
+    """Intake hands the door a view of its receive buffer, not bytes: same dataset,
+    header, span and de-identified copy, without a copy of the pixels."""
+    data = _files()[name]
+    ds, header, span = parse_header_and_validate(data, limits=DicomLimits())
+    buffer = wrap(data)
+    ds_b, header_b, span_b = parse_header_and_validate(buffer, limits=DicomLimits())
+    assert (header_b, span_b) == (header, span)
+    assert ds_b == ds
+    parts = deidentify_parts(ds_b, key=KEY, raw=buffer, pixels=span_b)
+    assert parts == deidentify_parts(ds, key=KEY, raw=data, pixels=span)
+
+
+def test_a_receive_buffer_refused_as_its_bytes_are() -> None:
+    data = _files()["explicit_le"]
+    for cut in (data[:200], data[: len(data) - 10], b"\0" * 132):
+        with pytest.raises(ImagingError) as expected:
+            parse_header_and_validate(cut, limits=DicomLimits())
+        with pytest.raises(ImagingError) as got:
+            parse_header_and_validate(memoryview(cut).toreadonly(), limits=DicomLimits())
+        assert got.value.code == expected.value.code
+
+
 def test_big_endian_is_read_whole() -> None:
     ds = cr_dataset(_pixels())
     ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian

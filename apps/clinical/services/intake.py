@@ -50,7 +50,9 @@ def _pseudonym_key() -> bytes:
     return settings.PHI_PSEUDONYM_KEY.encode()
 
 
-def study_receive(*, user, data: bytes, sha256: str | None = None) -> tuple[Study, bool]:
+def study_receive(
+    *, user, data: bytes | memoryview, sha256: str | None = None
+) -> tuple[Study, bool]:
     """Validate one Part-10 instance and queue it. Returns (study, created).
 
     The same SOP Instance UID from the same client returns the existing study.
