@@ -36,6 +36,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from mahtqa.imaging import _parse
+from mahtqa.imaging._header_write import header_write
 from mahtqa.imaging.dicom import DicomHeader
 from mahtqa.imaging.errors import INVALID_DICOM, MISSING_UID, ImagingError
 
@@ -133,8 +134,8 @@ def _copy_kept(src: Dataset, dst: Dataset, key: bytes) -> None:
         keyword = elem.keyword
         if elem.tag.is_private or keyword not in KEEP:
             continue
-        if elem.VR == "UI":
-            dst[elem.tag] = pydicom.DataElement(elem.tag, "UI", _map_uid_value(elem.value, key))
+        if elem.VR == "UI" and (mapped := _map_uid_value(elem.value, key)) != elem.value:
+            dst[elem.tag] = pydicom.DataElement(elem.tag, "UI", mapped)
         else:
             dst[elem.tag] = elem
     for keyword, allowed in KEEP_SEQUENCES.items():
@@ -192,7 +193,7 @@ def _deidentified_dataset(src: Dataset, key: bytes) -> Dataset:
 def deidentify(data: bytes, *, key: bytes) -> bytes:
     """A de-identified copy of a Part-10 file (see module docstring); pixels unchanged."""
     _digest(key, "check", "")  # refuses an empty key before any work
-    return deidentify_dataset(_parse.parse(data), key=key)
+    return deidentify_dataset(_parse.parse(data), key=key, raw=data)
 
 
 def deidentify_dataset(src: Dataset, *, key: bytes, raw: bytes | None = None) -> bytes:
@@ -248,20 +249,24 @@ def deidentify_parts(
             span = _pixel_element_span(src, raw, ts) if raw is not None else None
         if span is not None and "PixelData" in dst:
             del dst.PixelData
-        buffer = io.BytesIO()
-        pydicom.dcmwrite(
-            buffer,
-            dst,
-            implicit_vr=ts.is_implicit_VR,
-            little_endian=ts.is_little_endian,
-            enforce_file_format=True,
-        )
+        if raw is not None and ts.is_little_endian and not ts.is_deflated:
+            header = header_write(dst, src=src, raw=raw, ts=ts)  # kept elements as read
+        else:
+            buffer = io.BytesIO()
+            pydicom.dcmwrite(
+                buffer,
+                dst,
+                implicit_vr=ts.is_implicit_VR,
+                little_endian=ts.is_little_endian,
+                enforce_file_format=True,
+            )
+            header = buffer.getvalue()
     except Exception as exc:  # noqa: BLE001 - any writer failure is a bad input
         # The exception text may quote attribute values (PHI): only its type is kept.
         raise ImagingError(
             INVALID_DICOM, f"cannot write a de-identified copy ({type(exc).__name__})"
         ) from None
-    return DeidentifiedParts(header=buffer.getvalue(), pixels=span)
+    return DeidentifiedParts(header=header, pixels=span)
 
 
 _PIXEL_TAG_LE = b"\xe0\x7f\x10\x00"

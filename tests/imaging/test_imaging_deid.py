@@ -223,3 +223,54 @@ def test_spliced_pixel_data_gives_the_same_file_as_the_writer(name):
     written = deidentify_dataset(ds, key=b"k" * 32)
     assert spliced == written
     assert pydicom.dcmread(io.BytesIO(spliced)).PixelData == ds.PixelData
+
+
+def _writer_only(data: bytes) -> bytes:
+    """The de-identified copy from pydicom's writer alone (no original bytes given)."""
+    from mahtqa.imaging import _parse
+    from mahtqa.imaging.deid import deidentify_dataset
+
+    return deidentify_dataset(_parse.parse(data), key=KEY)
+
+
+@pytest.mark.parametrize("syntax", ["explicit_le", "implicit_le"])
+def test_kept_elements_copied_as_read_give_the_writers_file(syntax: str) -> None:
+    """The header writer copies unchanged elements from the original bytes and encodes
+    only what the copy changes; the planted file (sequences, private tags, overlays,
+    a nested physician) comes out byte for byte as pydicom's writer makes it."""
+    ds = _planted_dataset()
+    data = dataset_bytes(ds, transfer_syntax=syntax)
+    assert deidentify(data, key=KEY) == _writer_only(data)
+
+
+def test_non_ascii_and_multi_valued_values_go_through_pydicom() -> None:
+    from mahtqa.imaging._header_write import _short_text
+
+    ds = _planted_dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientSex = "M"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.Manufacturer = "Müller Röntgen"  # kept: encoded in Latin-1 from the original bytes
+    data = dataset_bytes(ds)
+    assert deidentify(data, key=KEY) == _writer_only(data)
+    assert _read(deidentify(data, key=KEY)).Manufacturer == "Müller Röntgen"
+    assert _short_text(pydicom.DataElement(0x00080070, "LO", "Müller"), implicit=False) is None
+    assert _short_text(pydicom.DataElement(0x00080008, "CS", "A\\B"), implicit=False) is None
+    assert _short_text(pydicom.DataElement(0x00100020, "LO", "ABC"), implicit=False) == (
+        b"\x10\x00\x20\x00LO\x04\x00ABC "
+    )
+
+
+def test_an_element_that_cannot_be_located_is_written_anew() -> None:
+    from mahtqa.imaging import _parse
+    from mahtqa.imaging._header_write import raw_span
+
+    data, _ = _planted_bytes()
+    ds = _parse.parse(data)
+    elem = ds["Modality"]
+    begin, end = raw_span(elem, data, implicit=False)
+    assert data[begin:end] == b"\x08\x00\x60\x00CS\x02\x00CR"
+    elem.file_tell = None  # e.g. set by code, not read
+    assert raw_span(elem, data, implicit=False) is None
+    shifted = b"\x00\x00" + data  # the bytes are not where the element was read
+    assert raw_span(ds["Rows"], shifted, implicit=False) is None
