@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, LengthRequired
 from apps.core.exceptions import domain_status, error_body
 from apps.core.htmx import is_htmx_partial
 
@@ -65,12 +65,32 @@ class DomainErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _chunked_without_length(request):
+            # Django reads a body only up to CONTENT_LENGTH: a chunked one would reach
+            # every upload (studies, dataset and model zips) as empty.
+            return self._answer(request, LengthRequired("length_required", LENGTH_MESSAGE))
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, DomainError):
             return None
+        return self._answer(request, exception)
+
+    @staticmethod
+    def _answer(request: HttpRequest, exception: DomainError) -> HttpResponse:
         if request.path.startswith("/api/"):
             body = error_body(exception.code, exception.message, exception.details)
             return JsonResponse(body, status=domain_status(exception))
         return domain_error_response(request, exception)
+
+
+LENGTH_MESSAGE = (
+    "Send the body with a Content-Length header: chunked transfer encoding is not supported."
+)
+
+
+def _chunked_without_length(request: HttpRequest) -> bool:
+    meta = request.META
+    return "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() and not meta.get(
+        "CONTENT_LENGTH"
+    )

@@ -63,3 +63,34 @@ def test_a_chunked_body_without_a_length_is_refused_with_a_code(web):
     finally:
         conn.close()
     assert Study.objects.count() == 0
+
+
+def _chunked_post(port: int, path: str, headers: dict[str, str], body: bytes):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("POST", path)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        conn.send(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type"), resp.read()
+    finally:
+        conn.close()
+
+
+def test_every_chunked_upload_is_refused_before_any_view(web):
+    """Django would hand a chunked body to a view as empty: a dataset zip, a model
+    bundle or a form would look like a missing file. 411 at the door instead, the API's
+    JSON for /api/, the error page elsewhere."""
+    _, _, token = api_client_create(name="pacs-chunked-zip")
+    auth = {"Authorization": f"Token {token}", "Content-Type": "application/zip"}
+    status, kind, body = _chunked_post(web.web_port, "/api/v1/datasets/", auth, b"PK\x03\x04")
+    assert (status, kind) == (411, "application/json")
+    assert b'"code":"length_required"' in body.replace(b" ", b"")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, kind, body = _chunked_post(web.web_port, "/accounts/login/", form, b"username=a")
+    assert status == 411
+    assert kind.startswith("text/html")
+    assert b"Content-Length" in body
