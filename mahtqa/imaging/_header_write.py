@@ -11,8 +11,10 @@ meta group) go through pydicom's element writer. numpy-, Django- and torch-free.
 
 from __future__ import annotations
 
+import io
 import struct
 
+import pydicom
 from pydicom.charset import default_encoding
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -54,6 +56,19 @@ def raw_span(elem: DataElement, raw, *, implicit: bool) -> tuple[int, int] | Non
     if length == _UNDEFINED or length % 2 or tell + length > len(raw):
         return None
     return begin, tell + length
+
+
+def dataset_write(ds: Dataset, *, ts: UID) -> bytes:
+    """The Part-10 bytes of ``ds`` in transfer syntax ``ts``, by pydicom's writer alone."""
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(
+        buffer,
+        ds,
+        implicit_vr=ts.is_implicit_VR,
+        little_endian=ts.is_little_endian,
+        enforce_file_format=True,
+    )
+    return buffer.getvalue()
 
 
 def header_write(dst: Dataset, *, src: Dataset, raw, ts: UID) -> bytes:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from mahtqa.imaging import _parse
-from mahtqa.imaging._header_write import header_write
+from mahtqa.imaging._header_write import dataset_write, header_write
 from mahtqa.imaging.dicom import DicomHeader
 from mahtqa.imaging.errors import INVALID_DICOM, MISSING_UID, ImagingError
 
@@ -252,15 +251,7 @@ def deidentify_parts(
         if raw is not None and ts.is_little_endian and not ts.is_deflated:
             header = header_write(dst, src=src, raw=raw, ts=ts)  # kept elements as read
         else:
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(
-                buffer,
-                dst,
-                implicit_vr=ts.is_implicit_VR,
-                little_endian=ts.is_little_endian,
-                enforce_file_format=True,
-            )
-            header = buffer.getvalue()
+            header = dataset_write(dst, ts=ts)
     except Exception as exc:  # noqa: BLE001 - any writer failure is a bad input
         # The exception text may quote attribute values (PHI): only its type is kept.
         raise ImagingError(

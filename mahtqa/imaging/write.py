@@ -7,12 +7,10 @@ Used for phantoms, test fixtures and exports. ``cr_dataset`` builds the dataset
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_encoder
 from pydicom.uid import (
@@ -24,6 +22,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from mahtqa.imaging._header_write import dataset_write
 from mahtqa.imaging.errors import UNSUPPORTED_TRANSFER_SYNTAX, ImagingError
 
 CR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1")
@@ -158,15 +157,7 @@ def dataset_bytes(
         uid = _encode(ds, transfer_syntax)
     if extra:
         _apply_extra(ds, extra)
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(
-        buffer,
-        ds,
-        implicit_vr=uid.is_implicit_VR,
-        little_endian=uid.is_little_endian,
-        enforce_file_format=True,
-    )
-    return buffer.getvalue()
+    return dataset_write(ds, ts=uid)
 
 
 def write_cr(
