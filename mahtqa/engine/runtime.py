@@ -106,6 +106,10 @@ class OrtNet:
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No spinning between runs: the engine runs torch's post-processing and Python
+        # between the networks' calls, and ONNX Runtime's threads spinning for work took
+        # those two cores from them (bench/engine.py: 195 to 106-121 ms per radiograph).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         self.torch_net = torch_net  # kept for its config and parameters (tools, not inference)

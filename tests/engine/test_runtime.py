@@ -56,3 +56,35 @@ def test_asking_for_onnx_without_its_files_is_an_error():
     with pytest.raises(EngineError, match="ONNX"):
         LandmarkPredictor.load(BUNDLED / "mahtnet-v1.pt", runtime="onnx")
     assert LandmarkPredictor.load(BUNDLED / "mahtnet-v1.pt").runtime == "torch"
+
+
+def test_the_own_channel_taken_before_the_softmax_is_the_same_heat():
+    """The fine stage keeps each crop's own landmark channel before the spatial softmax;
+    the points, peaks and spreads are exactly those of the softmax over every channel."""
+    import torch
+
+    from mahtqa.engine.heatmaps import as_heatmap, decode, spread
+    from mahtqa.engine.inference import N_LANDMARKS
+
+    engine = LandmarkPredictor.load(V2, runtime="torch", num_threads=2)
+    rng = np.random.default_rng(7)
+    patches = list(rng.random((2 * N_LANDMARKS, 72, 72), dtype=np.float32))
+    with torch.inference_mode():  # as analyse_batch runs it
+        pts, peak, spr, _ = engine._run_fine(patches)
+        heat = as_heatmap(engine.fine(torch.from_numpy(np.stack(patches))[:, None]).float(),
+                          engine.fine.config)  # fmt: skip
+        own = heat[torch.arange(len(patches)), torch.arange(N_LANDMARKS).repeat(2)][:, None]
+        ref_pts, ref_peak = decode(own, radius=3)
+        ref_spr = spread(own, ref_pts, radius=6)
+    assert np.array_equal(pts, ref_pts[:, 0].numpy().astype(np.float64))
+    assert np.array_equal(peak, ref_peak[:, 0].numpy())
+    assert np.array_equal(spr, ref_spr[:, 0].numpy())
+
+
+def test_onnx_runtime_threads_do_not_spin_between_runs():
+    """Spinning ONNX Runtime threads took the cores from torch's post-processing between
+    the networks' calls (docs/benchmarks.md: 174 to 118 ms per radiograph)."""
+    engine = LandmarkPredictor.load(V2, runtime="onnx", num_threads=2)
+    for net in (engine.coarse, engine.fine):
+        options = net.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
