@@ -25,37 +25,36 @@ from pydicom.valuerep import PersonName
 
 from mahtqa.imaging._walk import _LONG_VRS
 
+Buffer = bytes | bytearray | memoryview
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED = 0xFFFFFFFF
 
 
-def raw_span(elem: DataElement, raw, *, implicit: bool) -> tuple[int, int] | None:
+def raw_span(elem: DataElement, raw: Buffer, *, implicit: bool) -> tuple[int, int] | None:
     """Where a top-level element read from ``raw`` lies in it (tag to end of value), or
     None when that cannot be told for sure (then the element is written anew)."""
     tell = getattr(elem, "file_tell", None)
     if tell is None or elem.VR == "SQ" or elem.tag == _PIXEL_DATA:
         return None
     tag = struct.pack("<HH", elem.tag.group, elem.tag.element)
-    if implicit:
-        begin = tell - 8
+    # Implicit VR: tag, 4-byte length. Explicit: tag, VR, 2-byte length, or tag, a long
+    # VR, 2 reserved bytes, 4-byte length.
+    for header in (8,) if implicit else (8, 12):
+        begin = tell - header
         if begin < 0 or bytes(raw[begin : begin + 4]) != tag:
-            return None
-        length = struct.unpack_from("<I", raw, begin + 4)[0]
-    else:
-        begin = tell - 8
-        vr = bytes(raw[begin + 4 : begin + 6]) if begin >= 0 else b""
-        if vr and vr not in _LONG_VRS and bytes(raw[begin : begin + 4]) == tag:
+            continue
+        if implicit:
+            length = struct.unpack_from("<I", raw, begin + 4)[0]
+        elif (bytes(raw[begin + 4 : begin + 6]) in _LONG_VRS) != (header == 12):
+            continue
+        elif header == 8:
             length = struct.unpack_from("<H", raw, begin + 6)[0]
         else:
-            begin = tell - 12
-            if begin < 0 or bytes(raw[begin : begin + 4]) != tag:
-                return None
-            if bytes(raw[begin + 4 : begin + 6]) not in _LONG_VRS:
-                return None
             length = struct.unpack_from("<I", raw, begin + 8)[0]
-    if length == _UNDEFINED or length % 2 or tell + length > len(raw):
-        return None
-    return begin, tell + length
+        if length == _UNDEFINED or length % 2 or tell + length > len(raw):
+            return None
+        return begin, tell + length
+    return None
 
 
 def dataset_write(ds: Dataset, *, ts: UID) -> bytes:
@@ -71,7 +70,7 @@ def dataset_write(ds: Dataset, *, ts: UID) -> bytes:
     return buffer.getvalue()
 
 
-def header_write(dst: Dataset, *, src: Dataset, raw, ts: UID) -> bytes:
+def header_write(dst: Dataset, *, src: Dataset, raw: Buffer, ts: UID) -> bytes:
     """The Part-10 bytes of ``dst`` (preamble, file meta, dataset) in the little-endian,
     non-deflated transfer syntax ``ts`` that ``src`` was read from ``raw`` in. An
     element of ``dst`` that is the very element object of ``src`` is copied from

@@ -274,3 +274,31 @@ def test_an_element_that_cannot_be_located_is_written_anew() -> None:
     assert raw_span(elem, data, implicit=False) is None
     shifted = b"\x00\x00" + data  # the bytes are not where the element was read
     assert raw_span(ds["Rows"], shifted, implicit=False) is None
+
+
+@pytest.mark.parametrize("syntax", ["explicit_le", "implicit_le"])
+def test_every_plain_top_level_element_is_located_in_the_original(syntax: str) -> None:
+    """So the writer really copies: every element but sequences and the pixel data is
+    found where it was read, its bytes starting with its own tag."""
+    import struct
+
+    from mahtqa.imaging import _parse
+    from mahtqa.imaging._header_write import raw_span
+
+    data = dataset_bytes(_planted_dataset(), transfer_syntax=syntax)
+    ds = _parse.parse(data)
+    elements = list(ds)
+    spans = [
+        None if e.VR == "SQ" or e.tag == 0x7FE00010 else
+        raw_span(e, data, implicit=syntax == "implicit_le")
+        for e in elements
+    ]  # fmt: skip
+    assert sum(span is not None for span in spans) > 20
+    for elem, span in zip(elements, spans, strict=True):
+        if elem.VR != "SQ" and elem.tag != 0x7FE00010:
+            assert data[span[0] : span[0] + 4] == struct.pack(
+                "<HH", elem.tag.group, elem.tag.element
+            )
+    for here, after in zip(spans, spans[1:], strict=False):
+        if here is not None and after is not None:
+            assert here[1] == after[0]  # each ends where the next element begins
