@@ -181,6 +181,11 @@ def print_proposal(out: dict) -> None:
           f"release {p['release_rate']:.0%}, upper 95 % bound {p['unsafe_rate_upper']:.3f}; "
           f"site OOD reference from {ood['n']} cases: limit {ood.get('limit')}, "
           f"leave-one-out pass rate {ood.get('loo_pass_rate')} {ood.get('note', '')}")  # fmt: skip
+    off = p.get("offset") or {}
+    print(f"landmark offset: error on the reviewed cases {off.get('mre_before_mm')} -> "
+          f"{off.get('mre_after_mm')} mm (each case by the offset fitted on the others), cases "
+          f"with a landmark > 4 mm {off.get('unsafe_before')} -> {off.get('unsafe_after')}; "
+          f"median shift per landmark {off.get('median_shift_mm')} {off.get('note', '')}")  # fmt: skip
 
 
 def main() -> None:

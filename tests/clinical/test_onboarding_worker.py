@@ -19,6 +19,7 @@ from apps.clinical.services import routing_policy_update
 from mahtqa.cephalometry.isbi import load_isbi_cases
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.engine.data import read_gray
+from mahtqa.engine.site_offset import LandmarkOffset
 from mahtqa.imaging.write import write_cr
 from tests.conftest import wait_until
 
@@ -85,6 +86,7 @@ def test_a_new_site_is_onboarded_from_its_reviewed_cases(
     row = page.split(f'data-site="{site.key}"')[1].split("</tr>")[0]
     assert "data-proposal" in row
     assert "upper 95% bound" in row
+    assert "Landmark offset from its reviewers" in row
     admin.post(reverse("clinical:site_action", kwargs={"key": site.key, "action": "accept"}))
     site.refresh_from_db()
     assert site.policy["n"] == 5
@@ -96,3 +98,12 @@ def test_a_new_site_is_onboarded_from_its_reviewed_cases(
     assert "site_review_all" not in [r["code"] for r in routing["reasons"]]  # onboarded
     assert routing["risk"]["source"] == site.key  # its own calibration gated the case
     assert routing["risk"]["n_calibration"] == 5
+    # the site's landmark offset moved the engine's points; the engine's own are kept
+    pred = Prediction.objects.get(study=last)
+    record = pred.risk_details["site_offset"]
+    assert (record["site"], record["n"]) == (site.key, 5)
+    offset = LandmarkOffset.from_dict(site.policy["landmark_offset"])
+    expected = offset.apply(np.array(record["engine_points"]))
+    stored = np.array([[lm["x"], lm["y"]] for lm in pred.landmarks])
+    assert stored == pytest.approx(expected, abs=0.006)  # stored to 0.01 px
+    assert not np.allclose(stored, record["engine_points"], atol=0.5)

@@ -19,6 +19,7 @@ from apps.clinical.services.policy import (
     risk_gate,
     routing_policy_current,
     routing_policy_update,
+    site_offset_apply,
     site_reviews_all,
 )
 from apps.clinical.services.sites import (
@@ -29,6 +30,8 @@ from apps.clinical.services.sites import (
 )
 from apps.core.errors import Conflict
 from apps.models.services import model_version_activate
+from mahtqa.engine.site_offset import LandmarkOffset
+from mahtqa.engine.types import EnginePrediction, LandmarkResult
 from mahtqa.imaging.site import DEFAULT_SITE, SiteFields, site_key
 from mahtqa.imaging.write import write_cr
 from tests.clinical.review_factories import make_study
@@ -203,3 +206,102 @@ def test_site_actions_refuse_unknown_sites_actions_and_missing_proposals(admin_c
     r = admin_client_.post(url("site-page", "calibrate"))  # no active model / too few cases
     assert r.status_code == 302
     assert Site.objects.get(key="site-page").proposal is None
+
+
+def _points(rows: list[dict]) -> np.ndarray:
+    return np.array([[lm["x"], lm["y"]] for lm in rows])
+
+
+def test_the_proposal_carries_the_sites_landmark_offset_and_what_it_does(make_user, admin_user):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    site = Site.objects.create(key="site-offs")
+    rad = make_user(Role.RADIOLOGIST)
+    routing_policy_update(user=None, tolerated_risk=0.1)
+    for i in range(30):  # this site's reviewers place A 0.5 mm further right than the engine
+        _reviewed(site, mv, risk=0.01 + i / 1000, off_mm=0.5, reviewer=rad)
+    for risk, off in ((0.3, 6.0), (0.4, 7.0)):
+        _reviewed(site, mv, risk=risk, off_mm=off, reviewer=rad)
+    proposal = site_calibrate(site=site, user=admin_user)
+    offset = LandmarkOffset.from_dict(proposal["landmark_offset"])
+    assert offset.n == 32
+    before = _points(landmark_rows(0.9))
+    moved = offset.apply(before)
+    # the median of 32 cases (A +5 px), shrunk by 32 / (32 + 5); nothing else moves
+    assert moved[2] - before[2] == pytest.approx([5.0 * 32 / 37, 0.0], abs=1e-4)
+    assert np.delete(moved, 2, axis=0) == pytest.approx(np.delete(before, 2, axis=0), abs=1e-9)
+    figures = proposal["offset"]
+    assert figures["unsafe_before"] == 2
+    assert figures["unsafe_after"] == 2  # 6 and 7 mm stay gross after a 0.43 mm shift
+    assert figures["mre_before_mm"] == pytest.approx((30 * 0.5 + 6 + 7) / 32 / 7, abs=1e-3)
+    assert figures["mre_after_mm"] < figures["mre_before_mm"]
+    assert figures["median_shift_mm"]["A"] == pytest.approx(0.5 * 32 / 37, abs=0.01)
+    assert figures["median_shift_mm"]["S"] == 0.0
+    site_calibration_decide(site=site, accept=True, user=admin_user)
+    assert Site.objects.get(pk=site.pk).policy["landmark_offset"] == proposal["landmark_offset"]
+    event = AuditEvent.objects.filter(action=AuditAction.SITE_ACCEPT).latest("id")
+    assert event.details["offset"]["unsafe_after"] == 2
+
+
+def _engine_result(mv_points: np.ndarray, risk: float = 0.02) -> EnginePrediction:
+    lms = [LandmarkResult(abbreviation=r["abbreviation"], name=r["name"], x=float(x), y=float(y),
+                          confidence=0.9)
+           for r, (x, y) in zip(landmark_rows(0.9), mv_points, strict=True)]  # fmt: skip
+    return EnginePrediction(landmarks=lms, ood_score=0.2, case_risk=risk,
+                            risk_details={"p_over_4mm": [0.01] * 7})  # fmt: skip
+
+
+def test_an_accepted_offset_moves_that_sites_points_for_that_model_only():
+    mv = _model()
+    shift = [[0.0, 0.0]] * 7
+    shift[2] = [0.01, 0.0]  # A: 1 % of S-N along S->N
+    site = Site.objects.create(key="site-move", policy={
+        "model_sha256": mv.sha256, "threshold": 0.1, "n": 30,
+        "landmark_offset": {"offsets": shift, "n": 30, "prior_cases": 5}})  # fmt: skip
+    other = Site.objects.create(key="site-stay", policy={"model_sha256": mv.sha256, "n": 30})
+    engine = _points(landmark_rows(0.9))
+    raw = _engine_result(engine)
+    out = site_offset_apply(result=raw, manifest=mv.manifest, site=site)
+    sn = np.hypot(*(engine[1] - engine[0]))
+    along = (engine[1] - engine[0]) / sn
+    assert _points([{"x": lm.x, "y": lm.y} for lm in out.landmarks])[2] == pytest.approx(
+        engine[2] + 0.01 * sn * along
+    )
+    assert out.risk_details["site_offset"] == {"site": "site-move", "n": 30,
+                                               "engine_points": engine.tolist()}  # fmt: skip
+    assert out.risk_details["p_over_4mm"] == [0.01] * 7  # the engine's details are kept
+    assert [lm.x for lm in raw.landmarks] == engine[:, 0].tolist()  # the input is unchanged
+    assert site_offset_apply(result=raw, manifest=mv.manifest, site=other) is raw
+    assert site_offset_apply(result=raw, manifest={"sha256": "e" * 64}, site=site) is raw
+    assert site_offset_apply(result=raw, manifest=mv.manifest, site=None) is raw
+    flat = engine.copy()
+    flat[1] = flat[0]  # S on N: no face frame; the engine's points, and the reason
+    kept = site_offset_apply(result=_engine_result(flat), manifest=mv.manifest, site=site)
+    assert _points([{"x": lm.x, "y": lm.y} for lm in kept.landmarks]) == pytest.approx(flat)
+    assert "S and N coincide" in kept.risk_details["site_offset"]["not_applied"]
+
+
+def test_a_recalibration_fits_on_the_engines_own_points_not_the_corrected_ones(
+    make_user, admin_user
+):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    site = Site.objects.create(key="site-refit")
+    rad = make_user(Role.RADIOLOGIST)
+    routing_policy_update(user=None, tolerated_risk=0.1)
+    engine = landmark_rows(0.9)
+    for i in range(30):  # shown corrected (A +5 px) and accepted as shown
+        study = make_study(site=site, spacing_row_mm=0.1, spacing_col_mm=0.1, status="reviewed")
+        shown = [dict(lm) for lm in engine]
+        shown[2]["x"] += 5.0
+        pred = PredictionFactory(
+            study=study, model_version=mv, landmarks=shown, case_risk=0.01 + i / 1000,
+            risk_details={"site_offset": {"site": site.key, "n": 30,
+                                          "engine_points": _points(engine).tolist()}},
+        )  # fmt: skip
+        Review.objects.create(study=study, prediction=pred, reviewer=rad, outcome="accepted",
+                              landmarks_before=shown, landmarks_after=shown)  # fmt: skip
+    proposal = site_calibrate(site=site, user=admin_user)
+    moved = LandmarkOffset.from_dict(proposal["landmark_offset"]).apply(_points(engine))
+    assert moved[2] - _points(engine)[2] == pytest.approx([5.0 * 30 / 35, 0.0], abs=1e-4)
+    assert proposal["offset"]["mre_before_mm"] == pytest.approx(0.5 / 7, abs=1e-3)

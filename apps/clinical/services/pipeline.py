@@ -23,6 +23,7 @@ from apps.clinical.services.policy import (
     policy_view,
     risk_gate,
     routing_policy_current,
+    site_offset_apply,
     site_reviews_all,
 )
 from apps.core.errors import Conflict, NotFound
@@ -169,7 +170,10 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
         return "failed"
     t1 = time.perf_counter()
     spacing = study.spacing_mm
-    result = predictor.predict(image.pixels, spacing_mm=spacing)
+    result = site_offset_apply(
+        result=predictor.predict(image.pixels, spacing_mm=spacing),
+        manifest=model_version.manifest, site=study.site,
+    )  # fmt: skip
     t2 = time.perf_counter()
     policy = routing_policy_current()
     landmarks, measurements, findings, decision = prediction_decide(

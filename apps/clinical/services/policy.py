@@ -182,6 +182,42 @@ def ood_gate(*, manifest: dict, ood_details: dict, ood_score: float, site=None) 
     return OodGate(score=score, source=site.key, global_score=float(ood_score), components=comps)
 
 
+def site_offset_apply(*, result, manifest: dict, site=None):
+    """The engine's result with the site's landmark offset added (a new result), or the
+    result itself when the site has none for this model.
+
+    Only an onboarded site whose accepted calibration carries a landmark offset fitted
+    for this model (``site.policy["landmark_offset"]``, same sha256) gets one. The
+    engine's own points stay in ``risk_details["site_offset"]["engine_points"]``: a
+    later calibration of the site is fitted on them, not on corrected points."""
+    own = getattr(site, "policy", None) or {}
+    data = own.get("landmark_offset")
+    if not data or own.get("model_sha256") != (manifest or {}).get("sha256"):
+        return result
+    import dataclasses
+
+    import numpy as np
+
+    from mahtqa.engine.site_offset import LandmarkOffset
+
+    engine = [[lm.x, lm.y] for lm in result.landmarks]
+    record = {"site": site.key, "n": int(data.get("n", 0)), "engine_points": engine}
+    try:
+        moved = LandmarkOffset.from_dict(data).apply(np.array(engine))
+    except ValueError as exc:  # degenerate points: kept as the engine gave them, and said so
+        record["not_applied"] = str(exc)
+        return dataclasses.replace(
+            result, risk_details={**result.risk_details, "site_offset": record}
+        )
+    landmarks = [
+        dataclasses.replace(lm, x=float(x), y=float(y))
+        for lm, (x, y) in zip(result.landmarks, moved.tolist(), strict=True)
+    ]
+    return dataclasses.replace(
+        result, landmarks=landmarks, risk_details={**result.risk_details, "site_offset": record}
+    )
+
+
 def site_reviews_all(*, policy: RoutingPolicy, site) -> bool:
     """A site set to review-all, or any site not yet onboarded when the policy says so."""
     if site is None:

@@ -33,6 +33,7 @@ def study_infer_shadow(*, study_id: int, model_version_id: int) -> str:
     """Run the candidate on the study; safe to run twice (the row is replaced)."""
     from apps.clinical.services.intake import dicom_limits
     from apps.clinical.services.pipeline import prediction_decide
+    from apps.clinical.services.policy import site_offset_apply
     from apps.models.loader import predictor_for
     from apps.models.selectors import model_version_get
     from mahtqa.imaging.dicom import decode_radiograph
@@ -49,7 +50,10 @@ def study_infer_shadow(*, study_id: int, model_version_id: int) -> str:
     except ImagingError:
         return "skipped"
     predictor = predictor_for(mv)
-    result = predictor.predict(image.pixels, spacing_mm=study.spacing_mm)
+    result = site_offset_apply(  # a no-op unless the site's offset was fitted for this model
+        result=predictor.predict(image.pixels, spacing_mm=study.spacing_mm),
+        manifest=mv.manifest, site=study.site,
+    )  # fmt: skip
     landmarks, _, _, decision = prediction_decide(
         result=result,
         spacing=study.spacing_mm,

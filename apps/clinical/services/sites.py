@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import math
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
@@ -16,7 +17,9 @@ from apps.clinical.choices import AuditAction
 from apps.clinical.models import Site
 from apps.clinical.services.audit import audit_record
 from apps.core.errors import Conflict
-from mahtqa.cephalometry.metrics import review_errors_mm
+from mahtqa.cephalometry.landmarks import ABBREVIATIONS, N_LANDMARKS
+from mahtqa.cephalometry.metrics import radial_errors_mm
+from mahtqa.engine.site_offset import LandmarkOffset, leave_one_out
 from mahtqa.imaging.site import SiteFields, site_key
 
 UNSAFE_MM = 4.0
@@ -80,13 +83,25 @@ def site_ood_min_cases() -> int:
     return int(getattr(settings, "MAHTQA_SITE_OOD_MIN_CASES", SITE_MIN_CASES))
 
 
-def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bool], int, list]:
-    """(case risks, unsafe flags, skipped, OOD details) of the site's reviewed cases on this
-    model: the error of each AI landmark against the reviewer's final landmark, in mm.
-    Only this site's own studies, accepted or corrected (a rejected image is not one)."""
+@dataclass(frozen=True)
+class _Reviewed:
+    """One reviewed case of a site: the case risk, the engine's own points (before any
+    site offset), the reviewer's final points (pixels, engine order), the spacing and
+    the stored OOD details."""
+
+    risk: float
+    engine: list[list[float]]
+    final: list[list[float]]
+    spacing: tuple[float, float]
+    ood_details: dict
+
+
+def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[_Reviewed], int]:
+    """The site's reviewed cases on this model, and how many were skipped. Only this
+    site's own studies, accepted or corrected (a rejected image is not one)."""
     from apps.clinical.models import Review
 
-    scores, unsafe, skipped, details = [], [], 0, []
+    cases, skipped = [], 0
     reviews = (
         Review.objects.filter(study__site=site, outcome__in=("accepted", "corrected"))
         .select_related("study", "prediction__model_version")
@@ -98,14 +113,53 @@ def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[float], list[bo
         if pred.case_risk is None or spacing is None or pred.model_version.sha256 != model_sha256:
             skipped += 1
             continue
-        errors = review_errors_mm(review.landmarks_before, review.landmarks_after, spacing)
-        if errors is None:
+        final = {lm["abbreviation"]: [lm["x"], lm["y"]] for lm in review.landmarks_after}
+        before = review.landmarks_before or []
+        if len(before) != N_LANDMARKS or any(lm["abbreviation"] not in final for lm in before):
             skipped += 1
             continue
-        scores.append(float(pred.case_risk))
-        unsafe.append(bool(errors.max() > UNSAFE_MM))
-        details.append(pred.ood_details or {})
-    return scores, unsafe, skipped, details
+        engine = (pred.risk_details or {}).get("site_offset", {}).get("engine_points")
+        cases.append(
+            _Reviewed(
+                risk=float(pred.case_risk),
+                engine=engine or [[lm["x"], lm["y"]] for lm in before],
+                final=[final[lm["abbreviation"]] for lm in before],
+                spacing=spacing,
+                ood_details=pred.ood_details or {},
+            )
+        )
+    return cases, skipped
+
+
+def _errors_mm(points: np.ndarray, cases: list[_Reviewed]) -> np.ndarray:
+    return np.array(
+        [radial_errors_mm(p, c.final, c.spacing) for p, c in zip(points, cases, strict=True)]
+    )
+
+
+def _site_offset(cases: list[_Reviewed]) -> tuple[dict | None, dict, np.ndarray]:
+    """The site's landmark offset (``mahtqa.engine.site_offset``), what it does on the
+    site's reviewed cases (each corrected by the offset fitted on the others), and the
+    per-case worst error in mm the risk threshold is certified on."""
+    engine = np.array([c.engine for c in cases], dtype=float)
+    final = np.array([c.final for c in cases], dtype=float)
+    before = _errors_mm(engine, cases)
+    summary = {"mre_before_mm": round(float(before.mean()), 3),
+               "unsafe_before": int((before.max(axis=1) > UNSAFE_MM).sum())}  # fmt: skip
+    try:
+        offset = LandmarkOffset.fit(predicted=engine, final=final)
+        after = _errors_mm(leave_one_out(predicted=engine, final=final), cases)
+    except ValueError as exc:  # degenerate points (S on N): the engine's own points
+        return None, {**summary, "note": f"no landmark offset: {exc}"}, before.max(axis=1)
+    moved = offset.apply(engine)
+    shift = np.array(
+        [radial_errors_mm(m, e, c.spacing) for m, e, c in zip(moved, engine, cases, strict=True)]
+    )
+    summary |= {"mre_after_mm": round(float(after.mean()), 3),
+                "unsafe_after": int((after.max(axis=1) > UNSAFE_MM).sum()),
+                "median_shift_mm": dict(zip(ABBREVIATIONS, np.round(np.median(shift, axis=0), 2)
+                                            .tolist(), strict=True))}  # fmt: skip
+    return offset.to_dict(), summary, after.max(axis=1)
 
 
 def _site_ood(model, details: list[dict]) -> tuple[dict | None, dict]:
@@ -135,9 +189,12 @@ def _site_ood(model, details: list[dict]) -> tuple[dict | None, dict]:
 
 
 def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) -> dict:
-    """Propose a site calibration from its reviewed cases: the release threshold on the
-    case risk certified by Learn-then-Test for the policy's tolerated risk, with its
-    Clopper-Pearson bound, on this site's own cases. Stored as ``site.proposal``."""
+    """Propose a site calibration from its reviewed cases: the site's landmark offset
+    (the engine's systematic shift against its reviewers, ``mahtqa.engine.site_offset``),
+    the release threshold on the case risk certified by Learn-then-Test for the policy's
+    tolerated risk on this site's own cases, each judged with the offset fitted on the
+    others, with its Clopper-Pearson bound, and the site's OOD reference. Stored as
+    ``site.proposal``."""
     from apps.clinical.services.policy import routing_policy_current
     from apps.models.selectors import model_version_active
     from mahtqa.engine.risk import learn_then_test  # scipy: not at web-process start
@@ -145,18 +202,21 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) ->
     model = model_version_active()
     if model is None:
         raise Conflict("no_active_model", "No model version is active.")
-    scores, unsafe, skipped, details = _reviewed_cases(site, model.sha256)
+    cases, skipped = _reviewed_cases(site, model.sha256)
     min_reviewed = site_min_reviewed() if min_reviewed is None else min_reviewed
-    if len(scores) < min_reviewed:
+    if len(cases) < max(min_reviewed, 2):
         raise Conflict(
             "too_few_reviewed",
-            f"{site.key} has {len(scores)} reviewed cases on {model}; {min_reviewed} are needed.",
-            details={"reviewed": len(scores), "needed": min_reviewed},
+            f"{site.key} has {len(cases)} reviewed cases on {model}; {min_reviewed} are needed.",
+            details={"reviewed": len(cases), "needed": min_reviewed},
         )
     alpha = routing_policy_current().tolerated_risk
-    decision = learn_then_test(np.array(scores), np.array(unsafe), alpha=alpha, delta=DELTA)
-    ood_reference, ood = _site_ood(model, details)
-    n = len(scores)
+    offset, offset_summary, worst_mm = _site_offset(cases)
+    unsafe = worst_mm > UNSAFE_MM
+    scores = np.array([c.risk for c in cases])
+    decision = learn_then_test(scores, unsafe, alpha=alpha, delta=DELTA)
+    ood_reference, ood = _site_ood(model, [c.ood_details for c in cases])
+    n = len(cases)
     proposal = {
         **{k: v for k, v in decision.as_dict().items() if k != "tested"},
         "model": str(model), "model_sha256": model.sha256, "skipped": skipped,
@@ -166,6 +226,7 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) ->
         "proposed_at": timezone.now().isoformat(timespec="seconds"),
         "proposed_by": getattr(user, "username", "") or "",
         "ood_reference": ood_reference, "ood": ood,
+        "landmark_offset": offset, "offset": offset_summary,
     }  # fmt: skip
     Site.objects.filter(pk=site.pk).update(proposal=proposal)
     site.proposal = proposal
@@ -195,7 +256,7 @@ def site_calibration_decide(*, site: Site, accept: bool, user, ip: str | None = 
 
 def _brief(p: dict | None) -> dict:
     keys = ("threshold", "n", "released", "unsafe_released", "release_rate", "unsafe_rate_upper",
-            "alpha", "model", "ood")  # fmt: skip
+            "alpha", "model", "ood", "offset")  # fmt: skip
     return {k: (p or {}).get(k) for k in keys}
 
 
@@ -210,6 +271,7 @@ def site_list() -> list[dict]:
         {"site": s.key, "device": s.device, "reviewed": s.reviewed, "review_all": s.review_all,
          "policy": "site calibration" if s.policy else "global calibration",
          "threshold": (s.policy or {}).get("threshold"), "proposal": bool(s.proposal),
-         "ood_reference": "site" if (s.policy or {}).get("ood_reference") else "global"}
+         "ood_reference": "site" if (s.policy or {}).get("ood_reference") else "global",
+         "landmark_offset": bool((s.policy or {}).get("landmark_offset"))}
         for s in rows
     ]  # fmt: skip
