@@ -76,7 +76,7 @@ def _train_job(job: dict) -> str:
     train_stage(
         stage=job["stage"], arch=job["arch"], samples=samples, val=[], steps=job["steps"],
         seed=job["seed"], out=Path(job["out"]), loss=job["loss"], size=job["size"],
-        recipe=job["recipe"],
+        recipe=job["recipe"], targets=job.get("targets", "mean"),
     )  # fmt: skip
     return f"{job['out']}/{job['stage']}"
 
@@ -102,7 +102,7 @@ def train_folds(args, folds: list[list[str]]) -> None:
                 "data": str(args.data), "train": train, "stage": stage, "arch": args.arch,
                 "steps": steps, "seed": args.seed + (0 if stage == "coarse" else 1),
                 "out": str(out), "loss": loss, "size": args.size, "recipe": args.recipe,
-                "log": str(out / f"{stage}.log"),
+                "log": str(out / f"{stage}.log"), "targets": args.targets,
             })  # fmt: skip
     if not jobs:
         return
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     # "ce" (spatial softmax): with the small fine network, "mse" let whole landmark
     # channels collapse to zero in 4 of 5 folds (S and A 6-16 mm off, fine peaks ~0.02)
     parser.add_argument("--fine-loss", choices=["ce", "mse"], default="ce")
+    parser.add_argument("--targets", choices=["mean", "annotators"], default="mean",
+                        help="the annotators' mean, or one annotator at random")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="for the prediction step")
     parser.add_argument("--hamedan", type=Path, default=None)
     parser.add_argument("--max-cases", type=int, default=None, help="smoke runs only")

@@ -36,6 +36,16 @@ class Sample:
     canonical: np.ndarray  # (800, 640) float32 in [0, 1]
     points: np.ndarray  # (7, 2) canonical coordinates, mean of annotators
     original_points: np.ndarray  # (7, 2) in the image's own pixel grid
+    annotators: np.ndarray | None = None  # (2, 7, 2) canonical: senior, junior
+
+    def target(self, rng: np.random.Generator, targets: str = "mean") -> np.ndarray:
+        """The points a training step learns: the annotators' mean, or ("annotators") one
+        annotator drawn at random, so the heatmap learns where they disagree."""
+        if targets == "mean":
+            return self.points
+        if targets != "annotators" or self.annotators is None:
+            raise ValueError(f"unknown training targets {targets!r} (or no annotators)")
+        return self.annotators[rng.integers(len(self.annotators))]
 
 
 def read_gray(path: Path) -> np.ndarray:
@@ -50,7 +60,10 @@ def load_samples(root: Path, case_ids: list[str] | None = None) -> list[Sample]:
     samples = []
     for case in cases:
         canonical, frame = preprocess(read_gray(case.image_path))
-        samples.append(Sample(case.case_id, canonical, frame.to_canonical(case.mean), case.mean))
+        both = np.stack([frame.to_canonical(case.senior), frame.to_canonical(case.junior)])
+        samples.append(
+            Sample(case.case_id, canonical, frame.to_canonical(case.mean), case.mean, both)
+        )
     return samples
 
 

@@ -100,20 +100,24 @@ def _cosine_lr(step: int, total: int, base: float, warmup: int = 50) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def coarse_batch(samples: list[Sample], aug: Augmenter, batch: int) -> tuple[torch.Tensor, ...]:
+def coarse_batch(
+    samples: list[Sample], aug: Augmenter, batch: int, targets: str = "mean"
+) -> tuple[torch.Tensor, ...]:
     xs, ys = [], []
     for i in aug.rng.integers(0, len(samples), size=batch):
-        image, pts = aug(samples[i].canonical, samples[i].points)
+        image, pts = aug(samples[i].canonical, samples[i].target(aug.rng, targets))
         small = coarse_input(image)
         xs.append(small[None])
         ys.append(gaussian_targets(pts * COARSE_SCALE, *small.shape, COARSE_SIGMA))
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def fine_batch(samples: list[Sample], aug: Augmenter, images: int) -> tuple[torch.Tensor, ...]:
+def fine_batch(
+    samples: list[Sample], aug: Augmenter, images: int, targets: str = "mean"
+) -> tuple[torch.Tensor, ...]:
     xs, ys = [], []
     for i in aug.rng.integers(0, len(samples), size=images):
-        image, pts = aug(samples[i].canonical, samples[i].points)
+        image, pts = aug(samples[i].canonical, samples[i].target(aug.rng, targets))
         for k in range(len(pts)):
             jitter = np.clip(
                 aug.rng.normal(0, FINE_JITTER_PX, 2), -FINE_JITTER_MAX, FINE_JITTER_MAX
@@ -168,6 +172,7 @@ def train_stage(
     recipe: str = "v1",
     on_step: Callable[[int, dict], None] | None = None,
     grad_monitor_every: int = 0,
+    targets: str = "mean",
 ) -> Path:
     """Train one stage. ``on_step(step, metrics)`` runs after every optimiser step with
     "train_loss" and "lr", "grad_norm" on the gradient monitor's sampled steps
@@ -190,7 +195,10 @@ def train_stage(
         lr = _cosine_lr(step, steps, 2e-3)
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = coarse_batch(samples, aug, 4) if stage == "coarse" else fine_batch(samples, aug, 2)
+        if stage == "coarse":
+            x, y = coarse_batch(samples, aug, 4, targets)
+        else:
+            x, y = fine_batch(samples, aug, 2, targets)
         value = heatmap_loss(model(x), y, loss)
         opt.zero_grad()
         value.backward()
