@@ -102,6 +102,7 @@ def test_a_new_site_is_onboarded_from_its_reviewed_cases(
     pred = Prediction.objects.get(study=last)
     record = pred.risk_details["site_offset"]
     assert (record["site"], record["n"]) == (site.key, 5)
+    assert pred.routing["site_offset"] == {"site": site.key, "n": 5}  # what API clients see
     offset = LandmarkOffset.from_dict(site.policy["landmark_offset"])
     expected = offset.apply(np.array(record["engine_points"]))
     stored = np.array([[lm["x"], lm["y"]] for lm in pred.landmarks])

@@ -205,6 +205,16 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
     )
 
 
+def _routing_record(decision, result) -> dict:
+    """The decision as stored and shown to API clients; it says when the landmarks carry
+    the site's offset (``site_offset_apply``)."""
+    record = decision.as_dict()
+    applied = (result.risk_details or {}).get("site_offset")
+    if applied and "not_applied" not in applied:
+        record["site_offset"] = {"site": applied["site"], "n": applied["n"]}
+    return record
+
+
 def _store(
     study_id, model_version, landmarks, measurements, findings, result, decision, policy, timings
 ) -> str:
@@ -223,7 +233,7 @@ def _store(
                 "ood_details": result.ood_details,
                 "case_risk": result.case_risk,
                 "risk_details": result.risk_details,
-                "routing": decision.as_dict(),
+                "routing": _routing_record(decision, result),
                 "timings_ms": timings,
             },
         )
