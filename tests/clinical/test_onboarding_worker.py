@@ -90,6 +90,10 @@ def test_a_new_site_is_onboarded_from_its_reviewed_cases(
     admin.post(reverse("clinical:site_action", kwargs={"key": site.key, "action": "accept"}))
     site.refresh_from_db()
     assert site.policy["n"] == 5
+    page = admin.get(reverse("clinical:thresholds")).content.decode()
+    row = page.split(f'data-site="{site.key}"')[1].split("</tr>")[0]
+    assert "<td>site calibration" in row
+    assert ", landmark offset</td>" in row
     assert site.policy["model_sha256"] == bundled_model_v2.sha256
 
     last = _post(api_client_a, cases[5])
