@@ -19,7 +19,8 @@ the engine failed grossly does not move it), shrunk towards zero by
 
 ``leave_one_out`` gives, for each reviewed case, its points corrected by the offset
 fitted on the other cases: what the site calibration scores its risk threshold on,
-so no case is judged by an offset it helped to fit. numpy only.
+so no case is judged by an offset it helped to fit. With a pixel spacing the frame is
+built in millimetres (rows and columns may differ), else in pixels. numpy only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 
 from mahtqa.cephalometry.landmarks import N_LANDMARKS, landmark_index
 
-__all__ = ["PRIOR_CASES", "LandmarkOffset", "face_frame", "leave_one_out"]
+__all__ = ["PRIOR_CASES", "LandmarkOffset", "face_frame", "framable", "leave_one_out"]
 
 PRIOR_CASES = 5  # pseudo-cases of zero offset (set before any site figure was scored)
 _S, _N, _ME = (landmark_index(k) for k in ("S", "N", "Me"))
@@ -64,6 +65,31 @@ def _points(points: np.ndarray) -> np.ndarray:
     return p
 
 
+def _scale(spacing_mm, n: int) -> np.ndarray:
+    """(n, 1, 2) factors from pixels (x, y) to mm: a (row_mm, col_mm) pair for every
+    case, one pair per case ((n, 2)), or None (pixels)."""
+    if spacing_mm is None:
+        return np.ones((n, 1, 2))
+    sp = np.asarray(spacing_mm, dtype=float)
+    if sp.shape == (2,):
+        sp = np.broadcast_to(sp, (n, 2))
+    if sp.shape != (n, 2) or not np.all(np.isfinite(sp)) or not np.all(sp > 0):
+        raise ValueError(f"spacing must be positive (row_mm, col_mm) pairs, got {sp.shape}")
+    return sp[:, None, ::-1]  # (x, y) order: columns, rows
+
+
+def framable(points: np.ndarray, spacing_mm=None) -> np.ndarray:
+    """Which cases have a face frame (S apart from N, Me off the S-N line)."""
+    p = _points(points) * _scale(spacing_mm, len(_points(points)))
+    ok = np.ones(len(p), dtype=bool)
+    for i in range(len(p)):
+        try:
+            face_frame(p[i])
+        except ValueError:
+            ok[i] = False
+    return ok
+
+
 def _to_frame(points: np.ndarray, residuals: np.ndarray) -> np.ndarray:
     u, v, length = face_frame(points)
     along = np.einsum("nkj,nj->nk", residuals, u)
@@ -81,28 +107,36 @@ class LandmarkOffset:
 
     @classmethod
     def fit(
-        cls, *, predicted: np.ndarray, final: np.ndarray, prior_cases: int = PRIOR_CASES
+        cls,
+        *,
+        predicted: np.ndarray,
+        final: np.ndarray,
+        spacing_mm=None,
+        prior_cases: int = PRIOR_CASES,
     ) -> LandmarkOffset:
-        """From (n, 7, 2) engine points and the reviewers' final points (same pixels)."""
+        """From (n, 7, 2) engine points and the reviewers' final points (same pixels);
+        ``spacing_mm``: (row_mm, col_mm), one pair per case, or None (pixels)."""
         p, f = _points(predicted), _points(final)
         if p.shape != f.shape:
             raise ValueError("predicted and final need the same shape")
         if prior_cases < 0:
             raise ValueError("prior_cases must be >= 0")
         n = len(p)
-        median = np.median(_to_frame(p, f - p), axis=0) * (n / (n + prior_cases))
+        scale = _scale(spacing_mm, n)
+        frame = _to_frame(p * scale, (f - p) * scale)
+        median = np.median(frame, axis=0) * (n / (n + prior_cases))
         return cls(offsets=tuple(map(tuple, median.tolist())), n=n, prior_cases=prior_cases)
 
-    def apply(self, points: np.ndarray) -> np.ndarray:
+    def apply(self, points: np.ndarray, spacing_mm=None) -> np.ndarray:
         """The corrected points, same shape as ``points`` ((7, 2) or (n, 7, 2))."""
         raw = np.asarray(points, dtype=float)
         p = _points(raw)
-        u, v, length = face_frame(p)
+        scale = _scale(spacing_mm, len(p))
+        mm = p * scale
+        u, v, length = face_frame(mm)
         off = np.asarray(self.offsets, dtype=float)  # (7, 2)
-        shift = (off[None, :, :1] * u[:, None, :] + off[None, :, 1:] * v[:, None, :]) * length[
-            :, None, None
-        ]
-        out = p + shift
+        shift = off[None, :, :1] * u[:, None, :] + off[None, :, 1:] * v[:, None, :]
+        out = (mm + shift * length[:, None, None]) / scale
         return out[0] if raw.ndim == 2 else out
 
     def to_dict(self) -> dict:
@@ -114,24 +148,38 @@ class LandmarkOffset:
 
     @classmethod
     def from_dict(cls, data: dict) -> LandmarkOffset:
-        offsets = tuple((float(a), float(b)) for a, b in data["offsets"])
-        if len(offsets) != N_LANDMARKS:
-            raise ValueError(f"a landmark offset has {N_LANDMARKS} rows, not {len(offsets)}")
-        return cls(offsets=offsets, n=int(data["n"]), prior_cases=int(data["prior_cases"]))
+        """ValueError for anything but seven finite pairs, a case count and a prior."""
+        try:
+            offsets = np.asarray(data["offsets"], dtype=float)
+            n, prior = int(data["n"]), int(data["prior_cases"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a landmark offset: {exc!r}") from exc
+        if offsets.shape != (N_LANDMARKS, 2):
+            raise ValueError(f"a landmark offset has {N_LANDMARKS} rows of 2, not {offsets.shape}")
+        if not np.all(np.isfinite(offsets)) or n < 1 or prior < 0:
+            raise ValueError("a landmark offset needs finite values, n >= 1 and a prior >= 0")
+        return cls(offsets=tuple(map(tuple, offsets.tolist())), n=n, prior_cases=prior)
 
 
 def leave_one_out(
-    *, predicted: np.ndarray, final: np.ndarray, prior_cases: int = PRIOR_CASES
+    *,
+    predicted: np.ndarray,
+    final: np.ndarray,
+    spacing_mm=None,
+    prior_cases: int = PRIOR_CASES,
 ) -> np.ndarray:
     """Each case's points corrected by the offset fitted on all the other cases."""
     p, f = _points(predicted), _points(final)
     if len(p) < 2:
         raise ValueError("leave-one-out needs at least two cases")
+    sp = np.broadcast_to(_scale(spacing_mm, len(p))[:, 0, ::-1], (len(p), 2))  # (row, col)
     keep = np.ones(len(p), dtype=bool)
     out = np.empty_like(p)
     for i in range(len(p)):
         keep[i] = False
-        offset = LandmarkOffset.fit(predicted=p[keep], final=f[keep], prior_cases=prior_cases)
-        out[i] = offset.apply(p[i])
+        offset = LandmarkOffset.fit(
+            predicted=p[keep], final=f[keep], spacing_mm=sp[keep], prior_cases=prior_cases
+        )
+        out[i] = offset.apply(p[i], spacing_mm=sp[i])
         keep[i] = True
     return out

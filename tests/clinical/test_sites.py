@@ -15,6 +15,7 @@ from apps.clinical.choices import AuditAction
 from apps.clinical.models import AuditEvent, Review, Site
 from apps.clinical.routing import PolicyView, route
 from apps.clinical.services.intake import study_receive
+from apps.clinical.services.pipeline import prediction_decide
 from apps.clinical.services.policy import (
     risk_gate,
     routing_policy_current,
@@ -26,6 +27,7 @@ from apps.clinical.services.sites import (
     site_cache_clear,
     site_calibrate,
     site_calibration_decide,
+    site_list,
     site_review_all_set,
 )
 from apps.core.errors import Conflict
@@ -305,3 +307,73 @@ def test_a_recalibration_fits_on_the_engines_own_points_not_the_corrected_ones(
     moved = LandmarkOffset.from_dict(proposal["landmark_offset"]).apply(_points(engine))
     assert moved[2] - _points(engine)[2] == pytest.approx([5.0 * 30 / 35, 0.0], abs=1e-4)
     assert proposal["offset"]["mre_before_mm"] == pytest.approx(0.5 / 7, abs=1e-3)
+
+
+def test_the_risk_threshold_is_certified_on_leave_one_out_corrected_cases(make_user, admin_user):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    site = Site.objects.create(key="site-loo0")
+    rad = make_user(Role.RADIOLOGIST)
+    routing_policy_update(user=None, tolerated_risk=0.1)
+    for i in range(30):  # every case: A 4.3 mm off, the same way (the site's convention)
+        _reviewed(site, mv, risk=0.01 + i / 1000, off_mm=4.3, reviewer=rad)
+    proposal = site_calibrate(site=site, user=admin_user)
+    assert proposal["offset"]["unsafe_before"] == 30
+    # each case corrected by the other 29: 4.3 x (1 - 29 / 34) = 0.63 mm left
+    assert proposal["offset"]["unsafe_after"] == 0
+    assert proposal["offset"]["mre_after_mm"] == pytest.approx(4.3 * 5 / 34 / 7, abs=1e-3)
+    assert proposal["unsafe_cases"] == 0
+    assert proposal["released"] == 30
+    assert proposal["threshold"] == pytest.approx(0.039)
+
+
+def test_without_a_face_frame_no_offset_is_proposed_and_it_says_why(make_user, admin_user):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    site = Site.objects.create(key="site-flat")
+    rad = make_user(Role.RADIOLOGIST)
+    for i in range(30):
+        study = make_study(site=site, spacing_row_mm=0.1, spacing_col_mm=0.1, status="reviewed")
+        rows = landmark_rows(0.9)
+        rows[1] = {**rows[1], "x": rows[0]["x"], "y": rows[0]["y"]}  # N on S
+        pred = PredictionFactory(study=study, model_version=mv, landmarks=rows,
+                                 case_risk=0.01 + i / 1000)  # fmt: skip
+        Review.objects.create(study=study, prediction=pred, reviewer=rad, outcome="accepted",
+                              landmarks_before=rows, landmarks_after=rows)  # fmt: skip
+    proposal = site_calibrate(site=site, user=admin_user)
+    assert proposal["landmark_offset"] is None
+    assert proposal["offset"]["note"].startswith("no landmark offset: fewer than 2 cases")
+    assert proposal["n"] == 30
+
+
+def test_a_stored_offset_that_is_not_one_keeps_the_engines_points_and_the_global_gate():
+    mv = _model()
+    site = Site.objects.create(key="site-bad0", policy={
+        "model_sha256": mv.sha256, "threshold": 0.9, "n": 30, "alpha": 0.1,
+        "landmark_offset": {"offsets": [[0.01, 0.0]] * 6, "n": 30, "prior_cases": 5}})  # fmt: skip
+    engine = _points(landmark_rows(0.9))
+    out = site_offset_apply(result=_engine_result(engine), manifest=mv.manifest, site=site)
+    assert _points([{"x": lm.x, "y": lm.y} for lm in out.landmarks]) == pytest.approx(engine)
+    assert "7 rows of 2" in out.risk_details["site_offset"]["not_applied"]
+    _, _, _, decision = prediction_decide(
+        result=out, spacing=(0.1, 0.1), width=2000, model_version=mv, shape_model=None, site=site
+    )
+    # the site's threshold (0.9) was certified on corrected points: not used for this case
+    assert decision.as_dict()["risk"]["source"] == "global"
+
+
+def test_a_site_calibration_is_in_force_only_under_the_model_it_was_fitted_for(admin_user):
+    mv = _model()
+    model_version_activate(model_version=mv, user=admin_user)
+    Site.objects.create(key="site-live", policy={"model_sha256": mv.sha256, "threshold": 0.2,
+                                                 "landmark_offset": {"n": 30}})  # fmt: skip
+    Site.objects.create(key="site-old0", policy={"model_sha256": "0" * 64, "threshold": 0.3,
+                                                 "model": "mahtnet 1.0.0",
+                                                 "landmark_offset": {"n": 30}})  # fmt: skip
+    rows = {r["site"]: r for r in site_list()}
+    assert rows["site-live"]["policy"] == "site calibration"
+    assert (rows["site-live"]["threshold"], rows["site-live"]["landmark_offset"]) == (0.2, True)
+    old = rows["site-old0"]
+    assert old["policy"] == "global calibration (site calibration fitted for mahtnet 1.0.0)"
+    assert (old["threshold"], old["landmark_offset"], old["ood_reference"]) == (None, False,
+                                                                                 "global")  # fmt: skip

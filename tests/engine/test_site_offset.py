@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mahtqa.engine.site_offset import LandmarkOffset, face_frame, leave_one_out
+from mahtqa.engine.site_offset import LandmarkOffset, face_frame, framable, leave_one_out
 
 # A right-facing face in pixels (S, N, A, B, Pog, Me, Gn), S-N = 684 px.
 FACE = np.array([[700, 800], [1380, 720], [1340, 1180], [1300, 1520], [1310, 1650],
@@ -137,3 +137,48 @@ def test_the_correction_moves_with_the_face(angle, scale, dx, dy, mirror):
     moved = posed(FACE, angle, scale, (dx, dy), mirror)
     expected = posed(TRUE_FINAL, angle, scale, (dx, dy), mirror)
     assert offset.apply(moved) == pytest.approx(expected, abs=1e-6)
+
+
+def test_with_a_pixel_spacing_the_frame_is_physical():
+    """Rows 0.15 mm, columns 0.1 mm: a physical convention is recovered from pixel points
+    only when the frame is built in mm (a pixel frame is skewed by a tilted head)."""
+    spacing = np.array([0.15, 0.10])  # (row_mm, col_mm)
+    to_px = 1.0 / spacing[::-1]  # (x, y) mm -> px
+    rng = np.random.default_rng(7)
+    engine, final = site_cases(10, rng)  # in mm here
+    engine_px, final_px = engine * to_px, final * to_px
+    offset = LandmarkOffset.fit(predicted=engine_px, final=final_px, spacing_mm=spacing,
+                                prior_cases=0)  # fmt: skip
+    assert np.asarray(offset.offsets) == pytest.approx(TRUE, abs=1e-9)
+    assert offset.apply(engine_px, spacing_mm=spacing) == pytest.approx(final_px, abs=1e-6)
+    per_case = np.tile(spacing, (10, 1))
+    again = leave_one_out(predicted=engine_px, final=final_px, spacing_mm=per_case, prior_cases=0)
+    assert again == pytest.approx(final_px, abs=1e-6)  # the same convention in every case
+    pixels = LandmarkOffset.fit(predicted=engine_px, final=final_px, prior_cases=0)
+    assert not np.allclose(np.asarray(pixels.offsets), TRUE, atol=1e-3)
+    with pytest.raises(ValueError, match="spacing must be positive"):
+        offset.apply(engine_px, spacing_mm=(0.1, 0.0))
+    with pytest.raises(ValueError, match="spacing must be positive"):
+        offset.apply(engine_px, spacing_mm=np.ones((3, 2)))
+
+
+def test_framable_marks_the_cases_without_a_frame():
+    flat = FACE.copy()
+    flat[1] = flat[0]
+    assert framable(np.stack([FACE, flat, FACE])).tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"n": 3, "prior_cases": 5}, "not a landmark offset"),
+        ({"offsets": [[0, 0]] * 7, "prior_cases": 5}, "not a landmark offset"),
+        ({"offsets": "north", "n": 3, "prior_cases": 5}, "not a landmark offset"),
+        ({"offsets": [[0, 0]] * 6 + [[float("nan"), 0]], "n": 3, "prior_cases": 5}, "finite"),
+        ({"offsets": [[0, 0]] * 7, "n": 0, "prior_cases": 5}, "n >= 1"),
+        ({"offsets": [[0, 0, 0]] * 7, "n": 3, "prior_cases": 5}, "7 rows of 2"),
+    ],
+)
+def test_a_stored_offset_that_is_not_one_is_refused(data, message):
+    with pytest.raises(ValueError, match=message):
+        LandmarkOffset.from_dict(data)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.clinical.choices import Destination, StudyStatus, TaskStatus
 from apps.clinical.models import Prediction, ReviewTask, Study
-from apps.clinical.routing import route
+from apps.clinical.routing import RoutingDecision, route
 from apps.clinical.services.images import study_png_store
 from apps.clinical.services.intake import dicom_limits, study_enqueue
 from apps.clinical.services.policy import (
@@ -32,6 +32,7 @@ from apps.models.selectors import model_version_active, model_version_shadow_lis
 from apps.monitoring.selectors import worker_keys_alive
 from mahtqa.cephalometry.measurements import compute_measurements
 from mahtqa.cephalometry.plausibility import PlausibilityConfig, check_plausibility
+from mahtqa.engine.types import EnginePrediction
 from mahtqa.imaging.dicom import decode_radiograph
 from mahtqa.imaging.errors import ImagingError
 
@@ -127,18 +128,23 @@ def prediction_decide(
         points=points, spacing=spacing, policy=policy, shape_model=shape_model, width=width
     )
     landmarks = landmark_rows(result, spacing)
+    if (result.risk_details or {}).get("site_offset", {}).get("not_applied"):
+        site_gates = None  # the site's threshold was certified on corrected points
+    else:
+        site_gates = site
     decision = route(
         landmarks=landmarks,
         findings=findings,
         ood_score=result.ood_score,
         policy=policy_view(policy),
         risk=risk_gate(
-            policy=policy, manifest=model_version.manifest, case_risk=result.case_risk, site=site
+            policy=policy, manifest=model_version.manifest, case_risk=result.case_risk,
+            site=site_gates,
         ),
         site_review_all=site_reviews_all(policy=policy, site=site),
         ood=ood_gate(
             manifest=model_version.manifest, ood_details=result.ood_details,
-            ood_score=result.ood_score, site=site,
+            ood_score=result.ood_score, site=site_gates,
         ),
     )  # fmt: skip
     return landmarks, measurements, findings, decision
@@ -172,7 +178,7 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
     spacing = study.spacing_mm
     result = site_offset_apply(
         result=predictor.predict(image.pixels, spacing_mm=spacing),
-        manifest=model_version.manifest, site=study.site,
+        manifest=model_version.manifest, site=study.site, spacing_mm=spacing,
     )  # fmt: skip
     t2 = time.perf_counter()
     policy = routing_policy_current()
@@ -205,13 +211,14 @@ def study_infer(*, study_id: int, worker: str = "") -> str:
     )
 
 
-def _routing_record(decision, result) -> dict:
+def _routing_record(decision: RoutingDecision, result: EnginePrediction) -> dict:
     """The decision as stored and shown to API clients; it says when the landmarks carry
-    the site's offset (``site_offset_apply``)."""
+    the site's offset (``site_offset_apply``), or why they do not."""
     record = decision.as_dict()
     applied = (result.risk_details or {}).get("site_offset")
-    if applied and "not_applied" not in applied:
-        record["site_offset"] = {"site": applied["site"], "n": applied["n"]}
+    if applied:
+        record["site_offset"] = {k: applied[k] for k in ("site", "n", "not_applied")
+                                 if k in applied}  # fmt: skip
     return record
 
 

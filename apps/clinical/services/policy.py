@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 
@@ -14,6 +15,12 @@ from apps.core.errors import InvalidInput
 from apps.models.selectors import model_version_active
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.plausibility import PlausibilityConfig
+
+if TYPE_CHECKING:
+    from apps.clinical.models import Site
+    from mahtqa.engine.types import EnginePrediction
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     # Chosen from the bundled model's routing trade-off on its 20 held-out cases
@@ -152,9 +159,9 @@ def risk_gate(
     reviewed cases for this model) replaces the global certificate for that site only."""
     if policy.routing_mode != "risk_controlled" or case_risk is None:
         return None
-    own = getattr(site, "policy", None) or {}
+    own = site_policy_for(site=site, manifest=manifest)
     source = "global"
-    if own.get("model_sha256") and own.get("model_sha256") == (manifest or {}).get("sha256"):
+    if own:
         cert, source = own, site.key
     else:
         cert = risk_certificate(manifest=manifest, tolerated_risk=policy.tolerated_risk)
@@ -172,9 +179,8 @@ def ood_gate(*, manifest: dict, ood_details: dict, ood_score: float, site=None) 
 
     Only an onboarded site whose accepted calibration carries an OOD reference fitted for
     this model (``site.policy["ood_reference"]``, same sha256) gets one."""
-    own = getattr(site, "policy", None) or {}
-    ref = own.get("ood_reference")
-    if not ref or own.get("model_sha256") != (manifest or {}).get("sha256"):
+    ref = site_policy_for(site=site, manifest=manifest).get("ood_reference")
+    if not ref:
         return None
     from mahtqa.engine.ood import SiteOodReference  # cv2: only where a site has one
 
@@ -182,17 +188,34 @@ def ood_gate(*, manifest: dict, ood_details: dict, ood_score: float, site=None) 
     return OodGate(score=score, source=site.key, global_score=float(ood_score), components=comps)
 
 
-def site_offset_apply(*, result, manifest: dict, site=None):
+def site_policy_for(*, site: Site | None, manifest: dict | None) -> dict:
+    """The site's accepted calibration when it was fitted for this model (same sha256),
+    else an empty dict: a calibration never carries over to another model."""
+    own = getattr(site, "policy", None) or {}
+    sha = (manifest or {}).get("sha256")
+    return own if sha and own.get("model_sha256") == sha else {}
+
+
+def site_offset_apply(
+    *,
+    result: EnginePrediction,
+    manifest: dict,
+    site: Site | None = None,
+    spacing_mm: tuple[float, float] | None = None,
+) -> EnginePrediction:
     """The engine's result with the site's landmark offset added (a new result), or the
     result itself when the site has none for this model.
 
     Only an onboarded site whose accepted calibration carries a landmark offset fitted
     for this model (``site.policy["landmark_offset"]``, same sha256) gets one. The
     engine's own points stay in ``risk_details["site_offset"]["engine_points"]``: a
-    later calibration of the site is fitted on them, not on corrected points."""
-    own = getattr(site, "policy", None) or {}
-    data = own.get("landmark_offset")
-    if not data or own.get("model_sha256") != (manifest or {}).get("sha256"):
+    later calibration of the site is fitted on them, not on corrected points. When the
+    offset cannot be applied (a stored offset that is not one, or engine points without
+    a face frame), the points stay the engine's, ``not_applied`` says why, and
+    ``prediction_decide`` then gates the case on the global calibration, not on the
+    site's (which was certified on corrected points)."""
+    data = site_policy_for(site=site, manifest=manifest).get("landmark_offset")
+    if not data:
         return result
     import dataclasses
 
@@ -201,10 +224,13 @@ def site_offset_apply(*, result, manifest: dict, site=None):
     from mahtqa.engine.site_offset import LandmarkOffset
 
     engine = [[lm.x, lm.y] for lm in result.landmarks]
-    record = {"site": site.key, "n": int(data.get("n", 0)), "engine_points": engine}
+    record: dict = {"site": site.key, "n": None, "engine_points": engine}
     try:
-        moved = LandmarkOffset.from_dict(data).apply(np.array(engine))
-    except ValueError as exc:  # degenerate points: kept as the engine gave them, and said so
+        offset = LandmarkOffset.from_dict(data)
+        record["n"] = offset.n
+        moved = offset.apply(np.array(engine), spacing_mm=spacing_mm)
+    except ValueError as exc:
+        logger.error("site %s: landmark offset not applied: %s", site.key, exc)
         record["not_applied"] = str(exc)
         return dataclasses.replace(
             result, risk_details={**result.risk_details, "site_offset": record}

@@ -52,7 +52,7 @@ def study_infer_shadow(*, study_id: int, model_version_id: int) -> str:
     predictor = predictor_for(mv)
     result = site_offset_apply(  # a no-op unless the site's offset was fitted for this model
         result=predictor.predict(image.pixels, spacing_mm=study.spacing_mm),
-        manifest=mv.manifest, site=study.site,
+        manifest=mv.manifest, site=study.site, spacing_mm=study.spacing_mm,
     )  # fmt: skip
     landmarks, _, _, decision = prediction_decide(
         result=result,
@@ -97,6 +97,15 @@ def _distances(active: list[dict], shadow: list[dict]) -> list[float | None]:
     return out
 
 
+def _engine_landmarks(prediction: Prediction) -> list[dict]:
+    """The active model's own points: a site's landmark offset (fitted for that model
+    only) is not part of the model-to-model comparison."""
+    engine = ((prediction.risk_details or {}).get("site_offset") or {}).get("engine_points")
+    if not engine:
+        return prediction.landmarks
+    return [{**lm, "x": x, "y": y} for lm, (x, y) in zip(prediction.landmarks, engine, strict=True)]
+
+
 def shadow_comparison(*, model_version: Any, limit: int = 20) -> dict[str, Any]:
     """Agreement per landmark (mm), routing differences and the cases where the
     candidate and the active model disagree most (de-identified ids only)."""
@@ -116,7 +125,7 @@ def shadow_comparison(*, model_version: Any, limit: int = 20) -> dict[str, Any]:
         active = active_of.get(s.study_id)
         if active is None:
             continue
-        d = _distances(active.landmarks, s.landmarks)
+        d = _distances(_engine_landmarks(active), s.landmarks)
         rows.append(
             {
                 "study": str(s.study.public_id),

@@ -19,7 +19,7 @@ from apps.clinical.services.audit import audit_record
 from apps.core.errors import Conflict
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS, N_LANDMARKS
 from mahtqa.cephalometry.metrics import radial_errors_mm
-from mahtqa.engine.site_offset import LandmarkOffset, leave_one_out
+from mahtqa.engine.site_offset import LandmarkOffset, framable, leave_one_out
 from mahtqa.imaging.site import SiteFields, site_key
 
 UNSAFE_MM = 4.0
@@ -140,23 +140,31 @@ def _errors_mm(points: np.ndarray, cases: list[_Reviewed]) -> np.ndarray:
 def _site_offset(cases: list[_Reviewed]) -> tuple[dict | None, dict, np.ndarray]:
     """The site's landmark offset (``mahtqa.engine.site_offset``), what it does on the
     site's reviewed cases (each corrected by the offset fitted on the others), and the
-    per-case worst error in mm the risk threshold is certified on."""
+    per-case worst error in mm the risk threshold is certified on. A case whose engine
+    points have no face frame (S on N) is left out of the fit and keeps its own error."""
     engine = np.array([c.engine for c in cases], dtype=float)
     final = np.array([c.final for c in cases], dtype=float)
+    spacing = np.array([c.spacing for c in cases], dtype=float)
     before = _errors_mm(engine, cases)
+    worst = before.max(axis=1)
     summary = {"mre_before_mm": round(float(before.mean()), 3),
-               "unsafe_before": int((before.max(axis=1) > UNSAFE_MM).sum())}  # fmt: skip
-    try:
-        offset = LandmarkOffset.fit(predicted=engine, final=final)
-        after = _errors_mm(leave_one_out(predicted=engine, final=final), cases)
-    except ValueError as exc:  # degenerate points (S on N): the engine's own points
-        return None, {**summary, "note": f"no landmark offset: {exc}"}, before.max(axis=1)
-    moved = offset.apply(engine)
-    shift = np.array(
-        [radial_errors_mm(m, e, c.spacing) for m, e, c in zip(moved, engine, cases, strict=True)]
+               "unsafe_before": int((worst > UNSAFE_MM).sum())}  # fmt: skip
+    ok = framable(engine, spacing)
+    if ok.sum() < 2:
+        return None, {**summary, "note": "no landmark offset: fewer than 2 cases with a face "
+                      "frame (S apart from N, Me off the S-N line)"}, worst  # fmt: skip
+    offset = LandmarkOffset.fit(predicted=engine[ok], final=final[ok], spacing_mm=spacing[ok])
+    after = before.copy()
+    after[ok] = _errors_mm(
+        leave_one_out(predicted=engine[ok], final=final[ok], spacing_mm=spacing[ok]),
+        [c for c, keep in zip(cases, ok, strict=True) if keep],
     )
+    moved = offset.apply(engine[ok], spacing_mm=spacing[ok])
+    shift = np.array([radial_errors_mm(m, e, sp) for m, e, sp in zip(moved, engine[ok], spacing[ok],
+                                                                   strict=True)])  # fmt: skip
     summary |= {"mre_after_mm": round(float(after.mean()), 3),
                 "unsafe_after": int((after.max(axis=1) > UNSAFE_MM).sum()),
+                "cases_without_frame": int((~ok).sum()),
                 "median_shift_mm": dict(zip(ABBREVIATIONS, np.round(np.median(shift, axis=0), 2)
                                             .tolist(), strict=True))}  # fmt: skip
     return offset.to_dict(), summary, after.max(axis=1)
@@ -204,7 +212,8 @@ def site_calibrate(*, site: Site, user=None, min_reviewed: int | None = None) ->
         raise Conflict("no_active_model", "No model version is active.")
     cases, skipped = _reviewed_cases(site, model.sha256)
     min_reviewed = site_min_reviewed() if min_reviewed is None else min_reviewed
-    if len(cases) < max(min_reviewed, 2):
+    min_reviewed = max(min_reviewed, 2)  # a leave-one-out needs two
+    if len(cases) < min_reviewed:
         raise Conflict(
             "too_few_reviewed",
             f"{site.key} has {len(cases)} reviewed cases on {model}; {min_reviewed} are needed.",
@@ -256,22 +265,35 @@ def site_calibration_decide(*, site: Site, accept: bool, user, ip: str | None = 
 
 def _brief(p: dict | None) -> dict:
     keys = ("threshold", "n", "released", "unsafe_released", "release_rate", "unsafe_rate_upper",
-            "alpha", "model", "ood", "offset")  # fmt: skip
+            "alpha", "model", "ood", "offset", "landmark_offset")  # fmt: skip
     return {k: (p or {}).get(k) for k in keys}
 
 
 def site_list() -> list[dict]:
-    """Every site with its reviewed count and the policy in force (for the CLI and page)."""
+    """Every site with its reviewed count and the policy in force (for the CLI and page).
+    A site calibration is bound to the model it was fitted for: under another active
+    model the global calibration is in force for that site."""
     from django.db.models import Count, Q
 
+    from apps.models.selectors import model_version_active
+
+    active = model_version_active()
+    sha = active.sha256 if active is not None else None
     rows = Site.objects.annotate(
         reviewed=Count("studies", filter=Q(studies__status="reviewed"))
     ).order_by("key")
-    return [
-        {"site": s.key, "device": s.device, "reviewed": s.reviewed, "review_all": s.review_all,
-         "policy": "site calibration" if s.policy else "global calibration",
-         "threshold": (s.policy or {}).get("threshold"), "proposal": bool(s.proposal),
-         "ood_reference": "site" if (s.policy or {}).get("ood_reference") else "global",
-         "landmark_offset": bool((s.policy or {}).get("landmark_offset"))}
-        for s in rows
-    ]  # fmt: skip
+    out = []
+    for s in rows:
+        own = s.policy or {}
+        live = bool(own) and bool(sha) and own.get("model_sha256") == sha
+        policy = "site calibration" if live else "global calibration"
+        if own and not live:
+            policy += f" (site calibration fitted for {own.get('model', 'another model')})"
+        out.append(
+            {"site": s.key, "device": s.device, "reviewed": s.reviewed, "review_all": s.review_all,
+             "policy": policy, "threshold": own.get("threshold") if live else None,
+             "proposal": bool(s.proposal),
+             "ood_reference": "site" if live and own.get("ood_reference") else "global",
+             "landmark_offset": bool(live and own.get("landmark_offset"))}
+        )  # fmt: skip
+    return out
