@@ -81,10 +81,13 @@ def _train_job(job: dict) -> str:
     return f"{job['out']}/{job['stage']}"
 
 
-def _finished(path: Path, steps: int) -> bool:
+def _finished(path: Path, steps: int, targets: str = "mean") -> bool:
+    """A checkpoint of the whole stage trained on the same targets."""
     if not path.exists():
         return False
-    return torch.load(path, map_location="cpu", weights_only=True).get("step") == steps
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    trained_on = blob.get("config", {}).get("extra", {}).get("targets", "mean")
+    return blob.get("step") == steps and trained_on == targets
 
 
 def train_folds(args, folds: list[list[str]]) -> None:
@@ -96,7 +99,7 @@ def train_folds(args, folds: list[list[str]]) -> None:
         (out / "split.json").write_text(json.dumps({"train": train, "held_out": held}))
         for stage, steps, loss in (("coarse", args.coarse_steps, "ce"),
                                    ("fine", args.fine_steps, args.fine_loss)):  # fmt: skip
-            if _finished(out / f"{stage}-{args.arch}.pt", steps):
+            if _finished(out / f"{stage}-{args.arch}.pt", steps, args.targets):
                 continue
             jobs.append({
                 "data": str(args.data), "train": train, "stage": stage, "arch": args.arch,
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         "signals": list(SIGNALS) + (VIEW_SIGNALS if TTA_PLANS[args.tta] else []),
         "tta": TTA_PLANS[args.tta],
         "recipe": {"size": args.size, "recipe": args.recipe, "arch": args.arch,
-                   "fine_loss": args.fine_loss,
+                   "fine_loss": args.fine_loss, "targets": args.targets,
                    "steps": {"coarse": args.coarse_steps, "fine": args.fine_steps}},
         "report": report(oof),
         "cases": sorted(oof, key=lambda r: r["case_id"]),

@@ -100,6 +100,9 @@ def _cosine_lr(step: int, total: int, base: float, warmup: int = 50) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+TARGETS = ("mean", "annotators")  # the annotators' mean, or one annotator at random
+
+
 def coarse_batch(
     samples: list[Sample], aug: Augmenter, batch: int, targets: str = "mean"
 ) -> tuple[torch.Tensor, ...]:
@@ -178,11 +181,15 @@ def train_stage(
     "train_loss" and "lr", "grad_norm" on the gradient monitor's sampled steps
     (``grad_monitor_every`` > 0; its findings are logged at the end), and "val_loss" and
     "val_mre" where the stage validates (coarse, with ``val``, every 100 steps and last)."""
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, not {targets!r}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     make = coarse_config if stage == "coarse" else fine_config
     config = make(arch, loss, size)
     config.extra["recipe"] = recipe
+    if targets != "mean":  # recorded (a mean-trained checkpoint keeps its old config)
+        config.extra["targets"] = targets
     model = build_model(config)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     r = RECIPES[recipe]

@@ -58,3 +58,22 @@ def test_real_samples_carry_both_annotators_in_canonical_pixels():
     assert sample.annotators.mean(axis=0) == pytest.approx(sample.points)
     assert not np.allclose(sample.annotators[0], sample.annotators[1])
     assert sample.original_points == pytest.approx(case.mean)
+
+
+def test_a_stage_trained_on_other_targets_is_not_reused(tmp_path):
+    import torch
+
+    from mahtqa.engine.crossval import _finished
+    from mahtqa.engine.train import train_stage
+
+    with pytest.raises(ValueError, match="targets must be one of"):
+        train_stage(stage="coarse", arch="mahtnet", samples=[_sample()], val=[], steps=1,
+                    seed=0, out=tmp_path, size="small", targets="median")  # fmt: skip
+    path = train_stage(stage="coarse", arch="mahtnet", samples=[_sample()], val=[], steps=1,
+                       seed=0, out=tmp_path, loss="ce", size="small", recipe="v2",
+                       targets="annotators")  # fmt: skip
+    assert torch.load(path, weights_only=True)["config"]["extra"]["targets"] == "annotators"
+    assert _finished(path, 1, "annotators")
+    assert not _finished(path, 1, "mean")  # a mean run in the same folder retrains
+    assert not _finished(path, 2, "annotators")
+    assert not _finished(tmp_path / "absent.pt", 1, "annotators")
