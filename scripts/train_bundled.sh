@@ -21,6 +21,7 @@ HAMEDAN=${HAMEDAN:-../shared/data/hamedan-dev}  # zero-shot evaluation only, nev
 ARCH=${ARCH:-mahtnet}
 PY=${PY:-.venv/bin/python}
 VERSION=${VERSION:-v2}
+TARGETS=${TARGETS:-mean}  # v2: "annotators" trains on one annotator at random per sample
 COARSE_STEPS=${COARSE_STEPS:-1000}
 FINE_STEPS=${FINE_STEPS:-2000}
 CASES=()
@@ -82,14 +83,14 @@ mkdir -p "$CV" "$OUT"
 #    each fold model zero-shot on the second hospital.
 $PY -m mahtqa.engine.crossval --data "$DATA" --out "$CV" --folds 5 --size small --recipe v2 \
     --coarse-steps "$COARSE_STEPS" --fine-steps "$FINE_STEPS" --hamedan "$HAMEDAN" \
-    | tee "$CV/report.json"
+    --targets "$TARGETS" | tee "$CV/report.json"
 # 2. The same recipe on all 100 cases (one process per stage).
 pids=()
 for stage in coarse fine; do
   $PY -m mahtqa.engine.train --data "$DATA" --out "$OUT" --arch "$ARCH" --stage "$stage" \
       --coarse-steps "$COARSE_STEPS" --fine-steps "$FINE_STEPS" --seed 0 --size small \
       --recipe v2 --all-cases --loss ce --grad-monitor-every "$GRAD_EVERY" \
-      >"$OUT/$stage.log" 2>&1 &
+      --targets "$TARGETS" >"$OUT/$stage.log" 2>&1 &
   pids+=($!)
 done
 wait_all "${pids[@]}"

@@ -260,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", choices=list(SIZES), default="base")
     parser.add_argument("--recipe", choices=list(RECIPES), default="v1")
     parser.add_argument("--all-cases", action="store_true", help="train on every case (v2)")
+    parser.add_argument("--targets", choices=TARGETS, default="mean",
+                        help="the annotators' mean, or one annotator at random")  # fmt: skip
     parser.add_argument(
         "--max-cases", type=int, default=None, help="use only the first N cases (smoke runs)"
     )
@@ -316,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
                 recipe=args.recipe,
                 on_step=on_step,
                 grad_monitor_every=args.grad_monitor_every,
+                targets=args.targets,
             )
 
 
