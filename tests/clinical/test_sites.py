@@ -214,12 +214,16 @@ def _points(rows: list[dict]) -> np.ndarray:
     return np.array([[lm["x"], lm["y"]] for lm in rows])
 
 
-def test_the_proposal_carries_the_sites_landmark_offset_and_what_it_does(make_user, admin_user):
+def _calibrating(key: str, make_user, admin_user):
+    """The active model, a new site and a radiologist, at a 10 % tolerated risk."""
     mv = _model()
     model_version_activate(model_version=mv, user=admin_user)
-    site = Site.objects.create(key="site-offs")
-    rad = make_user(Role.RADIOLOGIST)
     routing_policy_update(user=None, tolerated_risk=0.1)
+    return mv, Site.objects.create(key=key), make_user(Role.RADIOLOGIST)
+
+
+def test_the_proposal_carries_the_sites_landmark_offset_and_what_it_does(make_user, admin_user):
+    mv, site, rad = _calibrating("site-offs", make_user, admin_user)
     for i in range(30):  # this site's reviewers place A 0.5 mm further right than the engine
         _reviewed(site, mv, risk=0.01 + i / 1000, off_mm=0.5, reviewer=rad)
     for risk, off in ((0.3, 6.0), (0.4, 7.0)):
@@ -286,11 +290,7 @@ def test_an_accepted_offset_moves_that_sites_points_for_that_model_only():
 def test_a_recalibration_fits_on_the_engines_own_points_not_the_corrected_ones(
     make_user, admin_user
 ):
-    mv = _model()
-    model_version_activate(model_version=mv, user=admin_user)
-    site = Site.objects.create(key="site-refit")
-    rad = make_user(Role.RADIOLOGIST)
-    routing_policy_update(user=None, tolerated_risk=0.1)
+    mv, site, rad = _calibrating("site-refit", make_user, admin_user)
     engine = landmark_rows(0.9)
     for i in range(30):  # shown corrected (A +5 px) and accepted as shown
         study = make_study(site=site, spacing_row_mm=0.1, spacing_col_mm=0.1, status="reviewed")
@@ -310,11 +310,7 @@ def test_a_recalibration_fits_on_the_engines_own_points_not_the_corrected_ones(
 
 
 def test_the_risk_threshold_is_certified_on_leave_one_out_corrected_cases(make_user, admin_user):
-    mv = _model()
-    model_version_activate(model_version=mv, user=admin_user)
-    site = Site.objects.create(key="site-loo0")
-    rad = make_user(Role.RADIOLOGIST)
-    routing_policy_update(user=None, tolerated_risk=0.1)
+    mv, site, rad = _calibrating("site-loo0", make_user, admin_user)
     for i in range(30):  # every case: A 4.3 mm off, the same way (the site's convention)
         _reviewed(site, mv, risk=0.01 + i / 1000, off_mm=4.3, reviewer=rad)
     proposal = site_calibrate(site=site, user=admin_user)
@@ -328,10 +324,7 @@ def test_the_risk_threshold_is_certified_on_leave_one_out_corrected_cases(make_u
 
 
 def test_without_a_face_frame_no_offset_is_proposed_and_it_says_why(make_user, admin_user):
-    mv = _model()
-    model_version_activate(model_version=mv, user=admin_user)
-    site = Site.objects.create(key="site-flat")
-    rad = make_user(Role.RADIOLOGIST)
+    mv, site, rad = _calibrating("site-flat", make_user, admin_user)
     for i in range(30):
         study = make_study(site=site, spacing_row_mm=0.1, spacing_col_mm=0.1, status="reviewed")
         rows = landmark_rows(0.9)
