@@ -192,6 +192,17 @@ def test_the_cli_lists_sites_and_accepts_as_an_admin(make_user, admin_user):
     assert result["release_rate"] == 1.0  # no unsafe case among 30: every one released
     assert result["unsafe_rate_upper"] == pytest.approx(1 - 0.05 ** (1 / 30), abs=1e-4)
     assert Site.objects.get(key="site-cli0").policy["accepted_by"] == admin_user.username
+    assert result["offset"]["unsafe_before"] == 0
+    assert result["landmark_offset"]["n"] == 30
+    out = io.StringIO()
+    call_command("site_calibrate", "site-cli0", stdout=out)  # the plain text, as an operator reads
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("site-cli0: threshold 0.29, expected release 100% of 30")
+    assert lines[1] == (
+        f"landmark offset: error on its reviewed cases {result['offset']['mre_before_mm']:.2f} -> "
+        f"{result['offset']['mre_after_mm']:.2f} mm, cases with a landmark > 4 mm 0 -> 0 "
+        "(leave-one-out)"
+    )
 
 
 def test_site_actions_refuse_unknown_sites_actions_and_missing_proposals(admin_client_):

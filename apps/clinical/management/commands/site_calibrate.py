@@ -10,8 +10,9 @@ from apps.core.errors import DomainError
 
 class Command(BaseCommand):
     help = (
-        "Propose a site calibration from its reviewed cases (release threshold certified "
-        "by Learn-then-Test, with its Clopper-Pearson bound); --accept stores it as --by."
+        "Propose a site calibration from its reviewed cases (the site's landmark offset, the "
+        "release threshold certified by Learn-then-Test with its Clopper-Pearson bound, the "
+        "site OOD reference); --accept stores it as --by."
     )
 
     def add_arguments(self, parser):
@@ -46,3 +47,12 @@ class Command(BaseCommand):
                 f"{out['release_rate']:.0%} of {out['n']}, unsafe-release bound "
                 f"{out['unsafe_rate_upper']:.3f}{' (accepted)' if out['accepted'] else ''}"
             )
+            off = out.get("offset") or {}
+            if off.get("mre_after_mm") is not None:
+                self.stdout.write(
+                    f"landmark offset: error on its reviewed cases {off['mre_before_mm']:.2f} -> "
+                    f"{off['mre_after_mm']:.2f} mm, cases with a landmark > 4 mm "
+                    f"{off['unsafe_before']} -> {off['unsafe_after']} (leave-one-out)"
+                )
+            elif off.get("note"):
+                self.stdout.write(off["note"])
