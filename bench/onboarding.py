@@ -1,6 +1,6 @@
 """Site onboarding on the second hospital (issue 10): review 30 of its cases, calibrate
-the site from them (risk threshold and the site's own OOD reference), and route the
-other 20 on the site's own calibration.
+the site from them (the site's landmark offset, the risk threshold and the site's own
+OOD reference), and route the other 20 on the site's own calibration.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mahtqa_bench_onboarding \
         python bench/onboarding.py --data ../shared/data/hamedan-dev --tolerated-risk 0.1
