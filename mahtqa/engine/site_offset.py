@@ -41,17 +41,24 @@ def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit axes ``u`` (S -> N) and ``v`` (perpendicular, towards Me) and the S-N length
     of each case: ``points`` (n, 7, 2) -> (n, 2), (n, 2), (n,). ValueError when S and N
     coincide or Me lies on the S-N line (no frame)."""
-    p = _points(points)
+    u, v, length, apart, off_line = _axes(_points(points))
+    if not apart.all():
+        raise ValueError("no face frame: S and N coincide")
+    if not off_line.all():
+        raise ValueError("no face frame: Me lies on the S-N line")
+    return u, v, length
+
+
+def _axes(p: np.ndarray):
+    """The frame of each case, and which cases have S apart from N and Me off S-N."""
     u = p[:, _N] - p[:, _S]
     length = np.hypot(u[:, 0], u[:, 1])
-    if not np.all(length > 1e-6):
-        raise ValueError("no face frame: S and N coincide")
-    u = u / length[:, None]
+    apart = length > 1e-6
+    u = u / np.where(apart, length, 1.0)[:, None]
     v = np.stack([-u[:, 1], u[:, 0]], axis=1)
     side = np.einsum("ij,ij->i", p[:, _ME] - p[:, _S], v)
-    if not np.all(np.abs(side) > 1e-6):
-        raise ValueError("no face frame: Me lies on the S-N line")
-    return u, v * np.sign(side)[:, None], length
+    off_line = apart & (np.abs(side) > 1e-6)
+    return u, v * np.sign(side)[:, None], length, apart, off_line
 
 
 def _points(points: np.ndarray) -> np.ndarray:
@@ -80,14 +87,8 @@ def _scale(spacing_mm, n: int) -> np.ndarray:
 
 def framable(points: np.ndarray, spacing_mm=None) -> np.ndarray:
     """Which cases have a face frame (S apart from N, Me off the S-N line)."""
-    p = _points(points) * _scale(spacing_mm, len(_points(points)))
-    ok = np.ones(len(p), dtype=bool)
-    for i in range(len(p)):
-        try:
-            face_frame(p[i])
-        except ValueError:
-            ok[i] = False
-    return ok
+    p = _points(points)
+    return _axes(p * _scale(spacing_mm, len(p)))[4]
 
 
 def _to_frame(points: np.ndarray, residuals: np.ndarray) -> np.ndarray:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.db import IntegrityError, connection, transaction
 
 from apps.clinical.choices import EscalationLevel, ReviewPolicy
@@ -15,6 +17,7 @@ from apps.core.errors import InvalidInput
 from apps.models.selectors import model_version_active
 from mahtqa.cephalometry.landmarks import ABBREVIATIONS
 from mahtqa.cephalometry.plausibility import PlausibilityConfig
+from mahtqa.engine.site_offset import LandmarkOffset
 
 if TYPE_CHECKING:
     from apps.clinical.models import Site
@@ -217,12 +220,6 @@ def site_offset_apply(
     data = site_policy_for(site=site, manifest=manifest).get("landmark_offset")
     if not data:
         return result
-    import dataclasses
-
-    import numpy as np
-
-    from mahtqa.engine.site_offset import LandmarkOffset
-
     engine = [[lm.x, lm.y] for lm in result.landmarks]
     record: dict = {"site": site.key, "n": None, "engine_points": engine}
     try:

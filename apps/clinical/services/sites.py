@@ -131,10 +131,10 @@ def _reviewed_cases(site: Site, model_sha256: str) -> tuple[list[_Reviewed], int
     return cases, skipped
 
 
-def _errors_mm(points: np.ndarray, cases: list[_Reviewed]) -> np.ndarray:
-    return np.array(
-        [radial_errors_mm(p, c.final, c.spacing) for p, c in zip(points, cases, strict=True)]
-    )
+def _per_case_mm(a: np.ndarray, b: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """(n, 7) distances in mm between two (n, 7, 2) point sets, each case at its spacing."""
+    pairs = zip(a, b, spacing, strict=True)
+    return np.array([radial_errors_mm(p, q, tuple(sp)) for p, q, sp in pairs])
 
 
 def _site_offset(cases: list[_Reviewed]) -> tuple[dict | None, dict, np.ndarray]:
@@ -145,7 +145,7 @@ def _site_offset(cases: list[_Reviewed]) -> tuple[dict | None, dict, np.ndarray]
     engine = np.array([c.engine for c in cases], dtype=float)
     final = np.array([c.final for c in cases], dtype=float)
     spacing = np.array([c.spacing for c in cases], dtype=float)
-    before = _errors_mm(engine, cases)
+    before = _per_case_mm(engine, final, spacing)
     worst = before.max(axis=1)
     summary = {"mre_before_mm": round(float(before.mean()), 3),
                "unsafe_before": int((worst > UNSAFE_MM).sum())}  # fmt: skip
@@ -153,15 +153,13 @@ def _site_offset(cases: list[_Reviewed]) -> tuple[dict | None, dict, np.ndarray]
     if ok.sum() < 2:
         return None, {**summary, "note": "no landmark offset: fewer than 2 cases with a face "
                       "frame (S apart from N, Me off the S-N line)"}, worst  # fmt: skip
-    offset = LandmarkOffset.fit(predicted=engine[ok], final=final[ok], spacing_mm=spacing[ok])
+    engine, final, spacing = engine[ok], final[ok], spacing[ok]
+    offset = LandmarkOffset.fit(predicted=engine, final=final, spacing_mm=spacing)
     after = before.copy()
-    after[ok] = _errors_mm(
-        leave_one_out(predicted=engine[ok], final=final[ok], spacing_mm=spacing[ok]),
-        [c for c, keep in zip(cases, ok, strict=True) if keep],
+    after[ok] = _per_case_mm(
+        leave_one_out(predicted=engine, final=final, spacing_mm=spacing), final, spacing
     )
-    moved = offset.apply(engine[ok], spacing_mm=spacing[ok])
-    shift = np.array([radial_errors_mm(m, e, sp) for m, e, sp in zip(moved, engine[ok], spacing[ok],
-                                                                   strict=True)])  # fmt: skip
+    shift = _per_case_mm(offset.apply(engine, spacing_mm=spacing), engine, spacing)
     summary |= {"mre_after_mm": round(float(after.mean()), 3),
                 "unsafe_after": int((after.max(axis=1) > UNSAFE_MM).sum()),
                 "cases_without_frame": int((~ok).sum()),
